@@ -1,0 +1,62 @@
+"""Command line: python -m sslnb {pretrain,evaluate,info} ...  (also under torchrun)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import SslnbError
+
+
+def _params_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--params", required=True, help="a run's YAML params file (see params/)")
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one param, e.g. --set train.epochs=2 (repeatable)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m sslnb", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("pretrain", help="self-supervised pretraining of one run")
+    _params_args(sp)
+    sp.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    sp.add_argument("--stop-after-steps", type=int, default=None,
+                    help="checkpoint and stop after N steps (resume later with --resume)")
+    sp = sub.add_parser("evaluate", help="linear probe, kNN and fine-tuning vs random init")
+    sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
+    sp.add_argument("--device", default=None)
+    sp.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
+    sp = sub.add_parser("info", help="print the sizes of a configuration as JSON")
+    _params_args(sp)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "pretrain":
+            from .train import pretrain
+            run = pretrain(args.params, args.overrides, resume=args.resume,
+                           overwrite=args.overwrite, stop_after_steps=args.stop_after_steps)
+            print(run)
+        elif args.command == "evaluate":
+            from .evaluate import evaluate
+            result = evaluate(args.run, args.device, args.force)
+            result.pop("inputs", None)
+            print(json.dumps(result, indent=2))
+        elif args.command == "info":
+            from .params import resolve
+            from .train import describe
+            print(json.dumps(describe(resolve(args.params, args.overrides))))
+    except SslnbError as e:
+        print(f"sslnb: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sslnb: interrupted; resume a pretraining run with --resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

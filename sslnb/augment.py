@@ -1,0 +1,173 @@
+"""Batched augmentation: whole uint8 batches in, normalised float views out, on the batch's device.
+
+Each sample draws its own parameters (crop box, flip, jitter factors, grayscale, blur sigma) from a
+torch.Generator, so a step's views are a pure function of (seed, step): a resumed run sees exactly
+the views an uninterrupted run would. The distributions follow torchvision's RandomResizedCrop,
+ColorJitter, RandomGrayscale and GaussianBlur as used by SimCLR and MAE, with two documented
+differences: the order of the four jitter operations is drawn once per batch (from the
+generator's seed) (torchvision draws it
+per image; each image's marginal distribution is the same), and crops are resampled bilinearly
+from the whole image with grid_sample.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+
+_GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+
+
+def _uniform(n, lo, hi, g, device):
+    return lo + (hi - lo) * torch.rand(n, device=device, generator=g)
+
+
+def random_resized_crop(x: torch.Tensor, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                        flip_p: float = 0.5, g: torch.Generator | None = None,
+                        tries: int = 10) -> torch.Tensor:
+    """Per-sample RandomResizedCrop + horizontal flip of a float batch (N, C, H, W) -> (N, C, size, size).
+
+    Like torchvision: area fraction ~ U(scale), log aspect ratio ~ U(log ratio), up to `tries`
+    draws until the box fits, else the whole image. Box sides are fractions of the image sides.
+    """
+    n, dev = x.shape[0], x.device
+    area = _uniform(n * tries, scale[0], scale[1], g, dev).view(n, tries)
+    logr = _uniform(n * tries, math.log(ratio[0]), math.log(ratio[1]), g, dev).view(n, tries)
+    w, h = (area * logr.exp()).sqrt(), (area / logr.exp()).sqrt()
+    fits = (w <= 1) & (h <= 1)
+    first = fits.float().argmax(dim=1, keepdim=True)
+    any_fit = fits.any(dim=1)
+    w = torch.where(any_fit, w.gather(1, first).squeeze(1), torch.ones_like(any_fit, dtype=x.dtype))
+    h = torch.where(any_fit, h.gather(1, first).squeeze(1), torch.ones_like(any_fit, dtype=x.dtype))
+    cx = w / 2 + torch.rand(n, device=dev, generator=g) * (1 - w)
+    cy = h / 2 + torch.rand(n, device=dev, generator=g) * (1 - h)
+    flip = torch.where(torch.rand(n, device=dev, generator=g) < flip_p, -1.0, 1.0).to(x.dtype)
+    theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = 2 * cx - 1
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = 2 * cy - 1
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(dim=1)
+    minc, _ = x.min(dim=1)
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    d = delta.clamp_min(1e-12)
+    h = torch.where(maxc == r, ((g - b) / d) % 6,
+                    torch.where(maxc == g, (b - r) / d + 2, (r - g) / d + 4))
+    h = torch.where(delta > 0, h / 6, torch.zeros_like(h))
+    return torch.stack([h, s, maxc], dim=1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    out = []
+    for n in (5, 3, 1):  # r, g, b
+        k = (n + h * 6) % 6
+        out.append(v - v * s * torch.clamp(torch.minimum(k, 4 - k), 0, 1))
+    return torch.stack(out, dim=1)
+
+
+def color_jitter(x: torch.Tensor, p: float = 0.8, strength: float = 1.0,
+                 g: torch.Generator | None = None) -> torch.Tensor:
+    """ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability p, per sample, on [0, 1] floats."""
+    n, dev = x.shape[0], x.device
+    on = torch.rand(n, device=dev, generator=g) < p
+    amp = 0.8 * strength
+
+    def factor(lo, hi, identity):
+        f = _uniform(n, lo, hi, g, dev)
+        return torch.where(on, f, torch.full_like(f, identity)).view(n, 1, 1, 1).to(x.dtype)
+
+    b = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
+    c = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
+    s = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
+    hue = factor(-min(0.5, 0.2 * strength), min(0.5, 0.2 * strength), 0.0)
+    ops = {
+        0: lambda t: (t * b).clamp(0, 1),
+        1: lambda t: (c * t + (1 - c) * _gray(t).mean(dim=(2, 3), keepdim=True)).clamp(0, 1),
+        2: lambda t: (s * t + (1 - s) * _gray(t)).clamp(0, 1),
+        3: lambda t: torch.where(on.view(n, 1, 1, 1), _shift_hue(t, hue), t),  # HSV is not exact
+    }
+    # The order is drawn on the host from the generator's seed: no device-to-host sync.
+    rng = random.Random(g.initial_seed()) if g is not None else random
+    for k in rng.sample(range(4), 4):
+        x = ops[k](x)
+    return x
+
+
+def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    hsv = rgb_to_hsv(x)
+    h = (hsv[:, :1] + shift) % 1.0
+    return hsv_to_rgb(torch.cat([h, hsv[:, 1:]], dim=1))
+
+
+def random_grayscale(x: torch.Tensor, p: float = 0.2, g: torch.Generator | None = None):
+    on = (torch.rand(x.shape[0], device=x.device, generator=g) < p).view(-1, 1, 1, 1)
+    return torch.where(on, _gray(x).expand_as(x), x)
+
+
+def gaussian_blur(x: torch.Tensor, p: float = 0.5, sigma=(0.1, 2.0),
+                  g: torch.Generator | None = None) -> torch.Tensor:
+    """SimCLR's blur: kernel 10% of the image side (odd), sigma ~ U(sigma), with probability p."""
+    n, c, hgt, wid = x.shape
+    k = max(3, int(0.1 * hgt) // 2 * 2 + 1)
+    on = torch.rand(n, device=x.device, generator=g) < p
+    sig = _uniform(n, sigma[0], sigma[1], g, x.device)
+    t = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
+    kern = torch.exp(-(t.view(1, -1) ** 2) / (2 * sig.view(-1, 1) ** 2))
+    kern = kern / kern.sum(dim=1, keepdim=True)
+    delta = (t == 0).to(x.dtype).expand(n, -1)
+    kern = torch.where(on.view(-1, 1), kern, delta).repeat_interleave(c, dim=0)  # (n*c, k)
+    y = F.pad(x.reshape(1, n * c, hgt, wid), (k // 2, k // 2, k // 2, k // 2), mode="reflect")
+    y = F.conv2d(y, kern.view(n * c, 1, k, 1), groups=n * c)
+    y = F.conv2d(y, kern.view(n * c, 1, 1, k), groups=n * c)
+    return y.view(n, c, hgt, wid)
+
+
+class Normalize:
+    """uint8 (N, 3, H, W) -> float, scaled to [0, 1] then standardised per channel."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float() / 255
+        m = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        s = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - m) / s
+
+
+class BatchAugment:
+    """One view per call: crop+flip, then (where enabled) jitter, grayscale and blur, normalised."""
+
+    def __init__(self, augment: dict, size: int, mean, std):
+        self.a = augment
+        self.size = size
+        self.normalize = Normalize(mean, std)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        a = self.a
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        x = random_resized_crop(x, self.size, a["crop_scale"], a["crop_ratio"], a["flip_p"], g)
+        x = x.clamp(0, 1)
+        if a["jitter_p"] > 0:
+            x = color_jitter(x, a["jitter_p"], a["jitter_strength"], g)
+        if a["gray_p"] > 0:
+            x = random_grayscale(x, a["gray_p"], g)
+        if a["blur_p"] > 0:
+            x = gaussian_blur(x, a["blur_p"], g=g)
+        return self.normalize(x)

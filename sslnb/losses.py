@@ -1,0 +1,36 @@
+"""Losses, one formula each, tested against direct computations of the papers' definitions."""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+
+def _gather_with_grad(z: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All ranks' rows, gradients flowing back to their owners; (z, 0) without torch.distributed."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z, 0
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(z), dim=0), dist.get_rank() * z.shape[0]
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's NT-Xent (Chen et al. 2020, eq. 1), averaged over all 2N anchors.
+
+    z1, z2: (N, D), two views of the same N images. Each view's positive is the other view of its
+    image; the 2N-2 other views are negatives. Similarity is cosine, divided by `temperature`.
+    Under torch.distributed, negatives come from every rank (gradients flow back to each rank).
+    """
+    n = z1.shape[0]
+    local = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)  # (2n, D): [view1; view2]
+    # Gather per view so that global index = [all ranks' view1; all ranks' view2].
+    g1, offset = _gather_with_grad(local[:n])
+    g2, _ = _gather_with_grad(local[n:])
+    candidates = torch.cat([g1, g2], dim=0)  # (2M, D), M = global batch
+    m = g1.shape[0]
+    logits = local @ candidates.T / temperature  # (2n, 2M)
+    rows = torch.arange(2 * n, device=z1.device)
+    own = torch.where(rows < n, rows + offset, rows - n + m + offset)  # each anchor's own column
+    positive = torch.where(rows < n, own + m, own - m)
+    logits = logits.masked_fill(F.one_hot(own, 2 * m).bool(), float("-inf"))
+    return F.cross_entropy(logits, positive)

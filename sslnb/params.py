@@ -1,0 +1,255 @@
+"""Run parameters: documented defaults (defaults.yaml) <- method defaults <- run file <- overrides.
+
+Every mistake becomes a `ParamsError` naming the file, the key, what is accepted and how to fix it,
+so a typo costs seconds instead of a traceback hunt.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ParamsError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+
+# What each method changes from defaults.yaml (the papers' recipes, scaled to small images).
+METHOD_DEFAULTS: dict[str, dict] = {
+    "mae": {},
+    "simclr": {
+        "model": {"encoder": "resnet18", "stem": "imagenet"},
+        "augment": {"crop_scale": [0.08, 1.0], "jitter_p": 0.8, "gray_p": 0.2},
+        "train": {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1.0e-6},
+    },
+}
+
+CHOICES = {
+    "method": ("mae", "simclr"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "data.source": ("shapes", "imagefolder"),
+    "model.stem": ("imagenet", "cifar"),
+    "model.feature_pool": ("cls", "mean"),
+    "train.optimizer": ("adamw", "lars", "sgd"),
+    "eval.probe_optimizer": ("lars", "sgd"),
+}
+# (low, high, inclusive?) ; None = unbounded on that side
+RANGES = {
+    "mae.mask_ratio": (0.0, 1.0, False),
+    "simclr.temperature": (0.0, None, False),
+    "data.num_classes": (2, 10, True),
+    "data.noise": (0.0, None, True),
+    "data.texture": (0.0, None, True),
+    "data.max_shift": (0.0, 1.0, True),
+    "augment.flip_p": (0.0, 1.0, True),
+    "augment.jitter_p": (0.0, 1.0, True),
+    "augment.gray_p": (0.0, 1.0, True),
+    "augment.blur_p": (0.0, 1.0, True),
+    "augment.jitter_strength": (0.0, None, True),
+    "train.base_lr": (0.0, None, False),
+    "train.min_lr": (0.0, None, True),
+    "train.weight_decay": (0.0, None, True),
+    "train.warmup_epochs": (0.0, None, True),
+    "eval.probe_weight_decay": (0.0, None, True),
+    "eval.probe_warmup_epochs": (0, None, True),
+    "eval.finetune_epochs": (0, None, True),
+    "eval.knn_temperature": (0.0, None, False),
+}
+# Keys that must be positive integers wherever they appear.
+POSITIVE_INTS = {
+    "data.image_size", "data.num_train", "data.num_val", "model.patch_size", "model.depth",
+    "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
+    "simclr.proj_dim", "train.epochs", "train.batch_size", "train.accum_steps", "train.log_every",
+    "train.checkpoint_every", "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
+    "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
+}
+# Keys whose default is null, with the type they take when set.
+NULLABLE = {"name": str, "data.root": str, "model.depth": int, "train.grad_clip": float,
+            "eval.finetune_max_train": int}
+# Two-number ranges [low, high] with 0 < low <= high.
+PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
+
+
+def load_defaults() -> dict:
+    with open(DEFAULTS_FILE) as f:
+        return yaml.safe_load(f)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _set(d: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[leaf] = value
+
+
+def _merge(base: dict, over: Mapping, source: str, known: dict[str, Any]) -> None:
+    for key, value in _flatten(over).items():
+        _check_known(key, source, known)
+        _set(base, key, value)
+
+
+def _check_known(key: str, source: str, known: dict[str, Any]) -> None:
+    if key in known:
+        return
+    close = difflib.get_close_matches(key, known.keys(), n=1, cutoff=0.6)
+    if not close:  # a typo in the leaf only: compare leaves within the same section
+        leaf = key.rsplit(".", 1)[-1]
+        leaves = {k.rsplit(".", 1)[-1]: k for k in known}
+        near = difflib.get_close_matches(leaf, leaves.keys(), n=1, cutoff=0.6)
+        close = [leaves[near[0]]] if near else []
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    section = key.rsplit(".", 1)[0] if "." in key else ""
+    valid = sorted(k for k in known if k.startswith(section + ".")) if section else []
+    listing = f" Valid keys in '{section}': {', '.join(valid)}." if valid else ""
+    raise ParamsError(
+        f"{source}: unknown key '{key}'.{hint}{listing} "
+        f"Fix the key, or see sslnb/defaults.yaml for every key with its meaning."
+    )
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'train.epochs=2' -> ('train.epochs', 2); the value is parsed as YAML."""
+    if "=" not in item:
+        raise ParamsError(f"--set '{item}': expected KEY=VALUE, e.g. --set train.epochs=2.")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"--set '{item}': the value is not valid YAML ({e}).") from None
+    return key.strip(), value
+
+
+def _type_name(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
+    flat = _flatten(p)
+    for key, value in flat.items():
+        src = source_of.get(key, "defaults")
+        default = defaults_flat[key]
+
+        def fail(accepted: str) -> None:
+            raise ParamsError(
+                f"{src}: key '{key}' is {value!r} ({_type_name(value)}); accepted: {accepted}. "
+                f"Fix it in {src} or override it with --set {key}=VALUE."
+            )
+
+        if value is None:
+            if key in NULLABLE:
+                continue
+            fail(f"a {_type_name(default)} like the default {default!r} (null is not allowed here)")
+        want = NULLABLE.get(key, type(default))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            _set(p, key, value)
+        if want is list:
+            if key in PAIRS:
+                ok = (isinstance(value, list) and len(value) == 2
+                      and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+                      and 0 <= value[0] <= value[1])
+                if not ok:
+                    fail("a list [low, high] of two numbers with 0 <= low <= high")
+            elif not (isinstance(value, list) and len(value) == len(default)
+                      and all(isinstance(x, (int, float)) for x in value)):
+                fail(f"a list of {len(default)} numbers like {default}")
+            continue
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            fail(f"a {want.__name__}" + (" or null" if key in NULLABLE else ""))
+        if key in CHOICES and value not in CHOICES[key]:
+            close = difflib.get_close_matches(str(value), CHOICES[key], n=1)
+            fail(" | ".join(CHOICES[key]) + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if key in POSITIVE_INTS and value < 1:
+            fail("a positive integer")
+        if key in RANGES:
+            lo, hi, inclusive = RANGES[key]
+            bad = ((lo is not None and (value < lo if inclusive else value <= lo))
+                   or (hi is not None and (value > hi if inclusive else value >= hi)))
+            if bad:
+                brackets = "[]" if inclusive else "()"
+                fail(f"a number in {brackets[0]}{lo if lo is not None else '-inf'}, "
+                     f"{hi if hi is not None else 'inf'}{brackets[1]}")
+    _check_consistency(p, source_of)
+
+
+def _check_consistency(p: dict, source_of: dict[str, str]) -> None:
+    size, patch = p["data"]["image_size"], p["model"]["patch_size"]
+    if p["method"] == "mae" and size % patch:
+        src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
+        raise ParamsError(
+            f"{src}: data.image_size={size} is not divisible by model.patch_size={patch}; MAE cuts "
+            f"the image into whole patches. Choose a patch size that divides the image size "
+            f"(e.g. 4 for 32px, 16 for 224px)."
+        )
+    if p["method"] == "simclr" and p["train"]["batch_size"] < 2:
+        raise ParamsError(
+            f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
+            f"{p['train']['batch_size']}, but SimCLR needs at least 2 images per batch: the other "
+            f"images of the batch are its negatives. Use a batch of 2 or more (the paper used 4096)."
+        )
+
+
+def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | None = None) -> dict:
+    """Resolve a run's params: defaults <- method defaults <- file <- overrides.
+
+    `overrides` is a dict (nested or dotted keys, from a notebook) or a list of 'key=value' strings
+    (from --set). Raises ParamsError with a one-paragraph explanation on any mistake.
+    """
+    defaults = load_defaults()
+    known = _flatten(defaults)
+    user: dict = {}
+    source_of: dict[str, str] = {}
+    src_name = str(path) if path else "params"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ParamsError(f"{path}: params file not found. Pass an existing YAML file, "
+                              f"e.g. --params params/demo/mae.yaml.")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ParamsError(f"{path}: malformed YAML: {e}. Fix the syntax "
+                              f"(indent with spaces, 'key: value' pairs).") from None
+        if not isinstance(loaded, Mapping):
+            raise ParamsError(f"{path}: expected a mapping of keys to values at the top level, "
+                              f"got {_type_name(loaded)}.")
+        _merge(user, loaded, str(path), known)
+        source_of.update({k: str(path) for k in _flatten(loaded)})
+    if overrides:
+        items = (dict(parse_override(o) for o in overrides) if isinstance(overrides, list)
+                 else _flatten(overrides))
+        for key, value in items.items():
+            _check_known(key, "override", known)
+            _set(user, key, value)
+            source_of[key] = f"override {key}"
+
+    method = user.get("method", defaults["method"])
+    if method not in METHOD_DEFAULTS:
+        close = difflib.get_close_matches(str(method), METHOD_DEFAULTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ParamsError(f"{source_of.get('method', src_name)}: key 'method' is {method!r}; "
+                          f"accepted: {' | '.join(METHOD_DEFAULTS)}{hint}.")
+    p = copy.deepcopy(defaults)
+    _merge(p, METHOD_DEFAULTS[method], "method defaults", known)
+    _merge(p, user, src_name, known)
+    if p["name"] is None:
+        p["name"] = Path(path).stem if path else method
+    _validate(p, known, source_of)
+    return p
+
+
+def save(p: dict, path: Path) -> None:
+    path.write_text(yaml.safe_dump(p, sort_keys=False))

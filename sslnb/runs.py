@@ -1,0 +1,155 @@
+"""A run's directory: resolved params, environment, metrics logs and checkpoints.
+
+logs/<name>/
+  params.yaml        the resolved params (what made this run)
+  env.json           python/torch/timm versions, device, git commit
+  metrics/steps.jsonl, metrics/epochs.jsonl
+  checkpoints/last.pt  written atomically: temporary file, fsync, rename
+  summary.json       written when pretraining ends
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import params as params_mod
+from .errors import RunError
+
+
+def run_dir_of(p: dict) -> Path:
+    return Path(p["out_dir"]) / p["name"]
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """HEAD of the repository holding sslnb, with '+dirty' when the work tree has changes."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    import timm
+    import torchvision
+    from .device import device_name
+    return {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "timm": timm.__version__,
+        "device": str(device), "device_name": device_name(device),
+        "cuda": torch.version.cuda, "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "argv": sys.argv,
+    }
+
+
+def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
+    """Create (or reopen, with resume) the run directory; never silently reuse another run's."""
+    run = run_dir_of(p)
+    ckpt = run / "checkpoints" / "last.pt"
+    if resume:
+        if not ckpt.is_file():
+            raise RunError(f"--resume: no checkpoint at '{ckpt}'. Start the run without --resume, "
+                           f"or check the run name (params key 'name') and out_dir.")
+        _check_same_run(run, p)
+        return run
+    if run.exists() and any(run.iterdir()):
+        if not overwrite:
+            raise RunError(
+                f"run directory '{run}' already holds a run. Choose another name (--set name=...), "
+                f"continue it with --resume, or replace it with --overwrite.")
+        shutil.rmtree(run)
+    (run / "metrics").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    params_mod.save(p, run / "params.yaml")
+    return run
+
+
+def _check_same_run(run: Path, p: dict) -> None:
+    """A resumed run may extend its epochs, nothing else: other changes would mix two runs."""
+    import yaml
+    old = params_mod._flatten(yaml.safe_load((run / "params.yaml").read_text()))
+    new = params_mod._flatten(p)
+    diff = sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and k not in ("train.epochs",))
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
+        raise RunError(f"--resume: the params differ from those of the run in '{run}' ({shown}). "
+                       f"Resume with the same params (only train.epochs may grow), or start a new "
+                       f"run under another name.")
+    params_mod.save(p, run / "params.yaml")
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file in the same directory, fsync, rename: a kill at any moment
+    leaves either the previous checkpoint or the new one, never a torn file."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"checkpoint '{path}' does not exist. Pretrain the run first "
+                       f"(python -m sslnb pretrain --params ...).") from None
+    except Exception as e:  # unpickling refused or a torn file
+        raise RunError(f"checkpoint '{path}' cannot be loaded safely ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:200]}). Re-run or resume the pretraining.") from None
+
+
+class JsonlLog:
+    """Append-only metric lines; on resume, lines past the checkpoint's step are dropped first so
+    that no step is logged twice."""
+
+    def __init__(self, path: Path, keep_until_step: int | None = None, key: str = "step"):
+        self.path = path
+        if keep_until_step is not None and path.exists():
+            kept = [ln for ln in path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)[key] <= keep_until_step]
+            atomic_write_bytes(path, "".join(ln + "\n" for ln in kept).encode())
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

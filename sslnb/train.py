@@ -1,0 +1,247 @@
+"""Self-supervised pretraining loop for MAE and SimCLR.
+
+Everything random in a step (data order, crops, jitter, masks) is drawn from generators seeded by
+(seed, epoch) or (seed, step), so a run stopped and resumed from a checkpoint produces the same
+weights as one that never stopped. The step makes no host synchronisation: losses accumulate on
+the device and are read every `train.log_every` steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import runs
+from .augment import BatchAugment
+from .data import ImageSet, load_split
+from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
+from .errors import ParamsError
+from .models import build_model, count_params
+from .optim import build_optimizer, set_lr, warmup_cosine
+from .params import resolve
+
+
+def step_generator(seed: int, step: int, view: int, device: torch.device) -> torch.Generator:
+    """The generator for one view of one step: a pure function of (seed, step, view)."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + step * 8 + view) % (2**63 - 1))
+    return g
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def progress(total: int, initial: int, desc: str):
+    """A bar that reads well in a terminal, and as sparse plain lines in papermill logs."""
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=tty,
+                mininterval=0.5 if tty else 10.0, ascii=not tty, leave=True)
+
+
+def autocast(device: torch.device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
+             overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
+    """Pretrain one run and return its directory. `params` is a resolved dict or a params file.
+
+    stop_after_steps: checkpoint and return after this many optimizer steps in this call (for
+    time-boxed sessions and tests); `resume=True` continues from the run's last checkpoint.
+    """
+    p = params if isinstance(params, dict) and overrides is None else resolve(params, overrides)
+    device = resolve_device(p["device"])
+    amp_dtype, use_scaler = resolve_precision(p["precision"], device)
+    rank, world_size = world()
+    t = p["train"]
+
+    data = load_split(p["data"], "train")
+    per_step = t["batch_size"] * t["accum_steps"] * world_size
+    steps_per_epoch = len(data) // per_step
+    if steps_per_epoch == 0:
+        raise ParamsError(
+            f"train.batch_size={t['batch_size']} x train.accum_steps={t['accum_steps']} x "
+            f"{world_size} process(es) = {per_step} images per step, but the training set has only "
+            f"{len(data)}. Lower the batch size or use more data.")
+    total_steps = steps_per_epoch * t["epochs"]
+    run = runs.prepare(p, resume=resume, overwrite=overwrite) if rank == 0 else runs.run_dir_of(p)
+
+    torch.manual_seed(p["seed"])  # model initialisation
+    model = build_model(p).to(device)
+    if p["method"] == "simclr" and t["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    lr_peak = t["base_lr"] * per_step / 256
+    opt = build_optimizer(model, t["optimizer"], lr_peak, t["weight_decay"], t["betas"],
+                          t["momentum"])
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    step = 0
+    if resume:
+        state = runs.load_checkpoint(run / "checkpoints" / "last.pt", map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step = state["step"]
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    forward = torch.compile(model) if t["compile"] else model
+
+    augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
+                           p["data"]["std"])
+    images = data.images.to(device, non_blocking=True)  # resident uint8: decoded once
+    warmup = int(round(t["warmup_epochs"] * steps_per_epoch))
+    log_steps = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
+    log_epochs = runs.JsonlLog(run / "metrics" / "epochs.jsonl",
+                               keep_until_step=step // steps_per_epoch, key="epoch")
+    if rank == 0 and not resume:
+        runs.write_json(run / "env.json", runs.environment(device))
+        runs.write_json(run / "model.json", describe(p, build_model(p)))
+
+    def checkpoint(epoch_done: bool) -> None:
+        if rank:
+            return
+        target = model.module if world_size > 1 else model
+        runs.save_checkpoint(run / "checkpoints" / "last.pt", {
+            "model": target.state_dict(), "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
+            "method": p["method"], "encoder": p["model"]["encoder"]})
+
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    epoch_loss = torch.zeros((), device=device)
+    steps_in_call, order_epoch = 0, -1
+    bar = progress(total_steps, step, f"{p['method']} {p['name']}") if rank == 0 else None
+    mark, mark_step, epoch_start = time.perf_counter(), step, time.perf_counter()
+    while step < total_steps:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        if in_epoch == 0 or order_epoch != epoch:
+            order, order_epoch = epoch_order(len(data), p["seed"], epoch).to(device), epoch
+        if in_epoch == 0:
+            epoch_loss.zero_()
+            epoch_start = time.perf_counter()
+        lr = warmup_cosine(step, total_steps, warmup, lr_peak, t["min_lr"])
+        set_lr(opt, lr)
+        step_loss = torch.zeros((), device=device)
+        for micro in range(t["accum_steps"]):
+            first = (in_epoch * t["accum_steps"] + micro) * t["batch_size"] * world_size
+            idx = order[first + rank * t["batch_size"]: first + (rank + 1) * t["batch_size"]]
+            x = images[idx]
+            g = [step_generator(p["seed"] + rank, step * t["accum_steps"] + micro, v, device)
+                 for v in range(3)]
+            with autocast(device, amp_dtype):
+                if p["method"] == "mae":
+                    loss = forward(augment(x, g[0]), g[1])[0]
+                else:
+                    v1, v2 = augment(x, g[0]), augment(x, g[1])
+                    if t["channels_last"]:
+                        v1 = v1.contiguous(memory_format=torch.channels_last)
+                        v2 = v2.contiguous(memory_format=torch.channels_last)
+                    loss = forward(v1, v2)[0]
+            scaler.scale(loss / t["accum_steps"]).backward()
+            step_loss += loss.detach() / t["accum_steps"]
+        if t["grad_clip"] is not None:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        steps_in_call += 1
+        loss_sum += step_loss
+        epoch_loss += step_loss
+        if rank == 0:
+            bar.update(1)
+        if step % t["log_every"] == 0 or step == total_steps:
+            mean_loss = loss_sum.item() / (step - mark_step)  # the one host sync, every N steps
+            now = time.perf_counter()
+            ips = (step - mark_step) * per_step / (now - mark)
+            check_finite(mean_loss, step, lr, p)
+            if rank == 0:
+                log_steps.write({"step": step, "epoch": step / steps_per_epoch, "loss": mean_loss,
+                                 "lr": lr, "images_per_s": ips})
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}")
+            loss_sum.zero_()
+            mark, mark_step = now, step
+        if step % steps_per_epoch == 0:
+            seconds = time.perf_counter() - epoch_start
+            if rank == 0:
+                log_epochs.write({
+                    "epoch": step // steps_per_epoch, "step": step,
+                    "loss": epoch_loss.item() / steps_per_epoch, "epoch_time_s": seconds,
+                    "images_per_s": steps_per_epoch * per_step / seconds,
+                    "peak_mem_mb": peak_memory_mb(device)})
+            if (step // steps_per_epoch) % t["checkpoint_every"] == 0 or step == total_steps:
+                checkpoint(True)
+        if stop_after_steps is not None and steps_in_call >= stop_after_steps and step < total_steps:
+            checkpoint(False)
+            break
+    if bar is not None:
+        bar.close()
+    if rank == 0 and step == total_steps:
+        epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
+        runs.write_json(run / "summary.json", {
+            "method": p["method"], "encoder": p["model"]["encoder"], "steps": step,
+            "epochs": t["epochs"], "images_per_step": per_step,
+            "final_loss": epochs[-1]["loss"] if epochs else None,
+            "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / max(1, len(epochs)),
+            "images_per_s": sum(e["images_per_s"] for e in epochs) / max(1, len(epochs)),
+            "peak_mem_mb": max((e["peak_mem_mb"] for e in epochs), default=None),
+            "device": device_name(device), "precision": str(amp_dtype or "fp32")})
+    return run
+
+
+def check_finite(loss: float, step: int, lr: float, p: dict) -> None:
+    if math.isfinite(loss):
+        return
+    from .errors import RunError
+    raise RunError(
+        f"non-finite loss ({loss}) at step {step} (lr {lr:.3g}, precision {p['precision']}). The "
+        f"last good checkpoint is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), "
+        f"a learning rate too high for the batch (lower train.base_lr or raise warmup_epochs).")
+
+
+def describe(p: dict, model: torch.nn.Module | None = None) -> dict:
+    """Sizes of a configuration, as `python -m sslnb info` prints them."""
+    model = model if model is not None else build_model(p)
+    return {"method": p["method"], "encoder": p["model"]["encoder"],
+            "encoder_params": count_params(model.encoder), "total_params": count_params(model),
+            "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
+            "patch_size": p["model"]["patch_size"] if p["method"] == "mae" else None,
+            "stem": p["model"]["stem"] if p["method"] == "simclr" else None}
+
+
+def load_pretrained(run: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The model of a finished (or stopped) run, with its resolved params."""
+    import yaml
+    run = Path(run)
+    if not (run / "params.yaml").is_file():
+        raise runs.RunError(f"'{run}' is not a run directory (no params.yaml). Pretrain it first, "
+                            f"or pass the directory printed by `python -m sslnb pretrain`.")
+    p = yaml.safe_load((run / "params.yaml").read_text())
+    state = runs.load_checkpoint(run / "checkpoints" / "last.pt")
+    if state.get("method") != p["method"] or state.get("encoder") != p["model"]["encoder"]:
+        raise runs.RunError(f"checkpoint in '{run}' was made by {state.get('method')}/"
+                            f"{state.get('encoder')}, but the run's params say {p['method']}/"
+                            f"{p['model']['encoder']}. The run directory is inconsistent.")
+    model = build_model(p)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), p
+
+
+__all__ = ["pretrain", "describe", "load_pretrained", "ImageSet"]
