@@ -153,6 +153,12 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                 continue
             fail(f"a {_type_name(default)} like the default {default!r} (null is not allowed here)")
         want = NULLABLE.get(key, type(default))
+        if want is float and isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+                _set(p, key, value)
+            except ValueError:
+                pass
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
             _set(p, key, value)

@@ -52,3 +52,7 @@ def test_malformed_yaml_and_missing_file(tmp_path):
         resolve(write(tmp_path, "train: [1,\n"))
     with pytest.raises(ParamsError, match="not found"):
         resolve(tmp_path / "nope.yaml")
+
+
+def test_yaml_exponent_without_dot_is_a_float():
+    assert resolve(None, ["train.base_lr=1e-3"])["train"]["base_lr"] == 1e-3
