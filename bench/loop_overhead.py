@@ -20,6 +20,7 @@ from sslnb.data import load_split
 from sslnb.device import device_name, resolve_device
 from sslnb.models import build_model
 from sslnb.optim import build_optimizer
+from sslnb.params import _flatten
 from sslnb.runs import read_jsonl
 
 DEMO = {"mae": "params/demo/mae_vit_tiny.yaml", "simclr": "params/demo/simclr_resnet18.yaml"}
@@ -53,23 +54,13 @@ def bare_images_per_s(p, steps, device):
 
 def full_images_per_s(p, steps):
     with tempfile.TemporaryDirectory() as tmp:
-        q = resolve(None, {**{k: v for k, v in _flat(p).items()}, "out_dir": tmp, "name": "bench",
+        q = resolve(None, {**_flatten(p), "out_dir": tmp, "name": "bench",
                            "train.log_every": 1})
         q["data"]["num_train"] = (steps + 1) * q["train"]["batch_size"]
         q["train"]["epochs"] = 1
         run = pretrain(q)
         lines = read_jsonl(Path(run) / "metrics" / "steps.jsonl")[1:]  # skip the warm-up step
         return sum(r["images_per_s"] for r in lines) / len(lines)
-
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def main():
