@@ -1,12 +1,15 @@
 """Short pretraining on `shapes` really learns: MAE reconstructs far better than the per-patch
-mean. (SimCLR's probe-vs-random-init test waits on the demo sizing: see issue #2's notes.)"""
+mean, and SimCLR's frozen features beat the same architecture at random initialisation."""
 import torch
 
 from sslnb import pretrain, resolve
 from sslnb.augment import BatchAugment
 from sslnb.data import load_split
+from sslnb.evaluate import evaluate
 from sslnb.models.mae import masked_mse, patchify, random_masking
 from sslnb.runs import read_jsonl
+
+from conftest import ROOT
 
 
 def test_mae_loss_falls_well_below_predicting_each_patch_mean(tmp_path):
@@ -27,3 +30,13 @@ def test_mae_loss_falls_well_below_predicting_each_patch_mean(tmp_path):
     assert last < first
     # Measured here: baseline 0.98, loss 1.65 after 10 steps, 0.73 after 48 (ratio 0.75).
     assert last < 0.85 * baseline, (last, baseline)
+
+
+def test_simclr_probe_beats_random_init(tmp_path):
+    """The demo recipe, 6 epochs (~3 CPU minutes). Measured here: probe val top-1 34.05% vs 27.5%
+    for the same ResNet-18 at random initialisation (kNN 29.5% vs 28.7%)."""
+    p = resolve(ROOT / "params" / "demo" / "simclr_resnet18.yaml",
+                {"out_dir": str(tmp_path), "eval.finetune_epochs": 0})
+    result = evaluate(pretrain(p))
+    ssl, rnd = result["pretrained"]["probe_val_top1"], result["random_init"]["probe_val_top1"]
+    assert ssl >= rnd + 3.0, (ssl, rnd)
