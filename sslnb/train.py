@@ -84,41 +84,40 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     run = runs.prepare(p, resume=resume, overwrite=overwrite) if rank == 0 else runs.run_dir_of(p)
 
     torch.manual_seed(p["seed"])  # model initialisation
-    model = build_model(p).to(device)
+    net = build_model(p).to(device)  # the unwrapped module: checkpoints and sizes come from it
     if p["method"] == "simclr" and t["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)
     lr_peak = t["base_lr"] * per_step / 256
-    opt = build_optimizer(model, t["optimizer"], lr_peak, t["weight_decay"], t["betas"],
+    opt = build_optimizer(net, t["optimizer"], lr_peak, t["weight_decay"], t["betas"],
                           t["momentum"])
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step = 0
     if resume:
         state = runs.load_checkpoint(run / "checkpoints" / "last.pt", map_location=device)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step = state["step"]
-    if world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+    model = torch.nn.parallel.DistributedDataParallel(net) if world_size > 1 else net
     forward = torch.compile(model) if t["compile"] else model
 
     augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
                            p["data"]["std"])
     images = data.images.to(device, non_blocking=True)  # resident uint8: decoded once
     warmup = int(round(t["warmup_epochs"] * steps_per_epoch))
-    log_steps = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
-    log_epochs = runs.JsonlLog(run / "metrics" / "epochs.jsonl",
-                               keep_until_step=step // steps_per_epoch, key="epoch")
-    if rank == 0 and not resume:
-        runs.write_json(run / "env.json", runs.environment(device))
-        runs.write_json(run / "model.json", describe(p, build_model(p)))
+    if rank == 0:
+        log_steps = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
+        log_epochs = runs.JsonlLog(run / "metrics" / "epochs.jsonl",
+                                   keep_until_step=step // steps_per_epoch, key="epoch")
+        if not resume:
+            runs.write_json(run / "env.json", runs.environment(device))
+            runs.write_json(run / "model.json", describe(p, net))
 
-    def checkpoint(epoch_done: bool) -> None:
+    def checkpoint() -> None:
         if rank:
             return
-        target = model.module if world_size > 1 else model
         runs.save_checkpoint(run / "checkpoints" / "last.pt", {
-            "model": target.state_dict(), "optimizer": opt.state_dict(),
+            "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
             "method": p["method"], "encoder": p["model"]["encoder"]})
 
@@ -187,9 +186,9 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
                     "images_per_s": steps_per_epoch * per_step / seconds,
                     "peak_mem_mb": peak_memory_mb(device)})
             if (step // steps_per_epoch) % t["checkpoint_every"] == 0 or step == total_steps:
-                checkpoint(True)
+                checkpoint()
         if stop_after_steps is not None and steps_in_call >= stop_after_steps and step < total_steps:
-            checkpoint(False)
+            checkpoint()
             break
     if bar is not None:
         bar.close()
