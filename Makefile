@@ -6,10 +6,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sslnb-installed
 PYTEST_ARGS ?=
+REPORT ?= demo
+FORCE  ?=
 
-.PHONY: help venv test bench clean-venv
+.PHONY: help venv test report bench clean-venv browser
 
 help:
+	@echo "make report   - run the study (params/report/\$$(REPORT).yaml) and render report/report.html"
+	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything"
 	@echo "make test     - create .venv if needed, install sslnb, run the test suite"
 	@echo "make bench    - CPU benchmarks (augmentation, training loop overhead)"
 
@@ -22,7 +26,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name sslnb --display-name "Python (sslnb)" >/dev/null
 	touch $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium prints the PDF and opens the report in the tests; Debian's package, installed
+# when missing and we are root (CI, containers), else skipped with a message.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: chromium not installed: no PDF, browser test skipped"; }
+
+report: $(STAMP) browser
+	$(PY) -m sslnb report --params params/report/$(REPORT).yaml $(if $(FORCE),--force,)
+
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

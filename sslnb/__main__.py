@@ -27,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
     sp.add_argument("--device", default=None)
     sp.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
+    sp = sub.add_parser("report", help="run the notebooks with papermill and render report/")
+    sp.add_argument("--params", required=True, help="a report params file, e.g. params/report/demo.yaml")
+    sp.add_argument("--force", action="store_true", help="rerun everything, reuse nothing")
+    sp.add_argument("--report-dir", default=None)
+    sp.add_argument("--graphs-dir", default=None)
     sp = sub.add_parser("info", help="print the sizes of a configuration as JSON")
     _params_args(sp)
     return ap
@@ -45,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate(args.run, args.device, args.force)
             result.pop("inputs", None)
             print(json.dumps(result, indent=2))
+        elif args.command == "report":
+            import time
+            from . import report
+            start = time.perf_counter()
+            kw = {k: v for k, v in (("report_dir", args.report_dir),
+                                    ("graphs_dir", args.graphs_dir)) if v}
+            html = report.build(args.params, args.force, **kw)
+            print(f"[report] {html} built in {time.perf_counter() - start:.0f} s")
         elif args.command == "info":
             from .params import resolve
             from .train import describe

@@ -27,7 +27,8 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     e = p["eval"]
     dev = resolve_device(device or p["device"])
     feats = {(k, s): features(run, k, s, device=str(dev)) for k in KINDS for s in ("train", "val")}
-    inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e}
+    inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
+              "code_version": runs.code_version()}
     out_path = run / "eval.json"
     if out_path.is_file() and not force:
         saved = json.loads(out_path.read_text())

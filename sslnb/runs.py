@@ -44,6 +44,36 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
 
 
+PRESENTATION = {"plots.py", "compare.py", "report.py", "notebook.py", "__main__.py"}
+
+
+def code_version() -> str:
+    """Hash of the sslnb source that makes runs: a run made by other code is not reused.
+    Presentation modules (figures, tables, report assembly) are left out, so editing them
+    rebuilds the report in seconds."""
+    import hashlib
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    files = [f for f in pkg.rglob("*.py") if f.name not in PRESENTATION] + [pkg / "defaults.yaml"]
+    for f in sorted(files):
+        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def finished_same_run(p: dict) -> Path | None:
+    """The run directory when it holds a finished run of exactly these params and this code."""
+    import yaml
+    run = run_dir_of(p)
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        same = yaml.safe_load((run / "params.yaml").read_text()) == p
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    ok = same and summary.get("code_version") == code_version() and \
+        (run / "checkpoints" / "last.pt").is_file()
+    return run if ok else None
+
+
 def environment(device: torch.device) -> dict:
     import timm
     import torchvision
@@ -54,6 +84,7 @@ def environment(device: torch.device) -> dict:
         "device": str(device), "device_name": device_name(device),
         "cuda": torch.version.cuda, "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "code_version": code_version(),
         "argv": sys.argv,
     }
 

@@ -60,13 +60,23 @@ def autocast(device: torch.device, dtype):
 
 
 def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
-             overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
+             overwrite: bool = False, stop_after_steps: int | None = None,
+             reuse: bool = False) -> Path:
     """Pretrain one run and return its directory. `params` is a resolved dict or a params file.
+
+    reuse: return at once when the run directory already holds a finished run of the same params
+    and the same sslnb code; otherwise replace it (the report's runs are rebuilt this way).
 
     stop_after_steps: checkpoint and return after this many optimizer steps in this call (for
     time-boxed sessions and tests); `resume=True` continues from the run's last checkpoint.
     """
     p = params if isinstance(params, dict) and overrides is None else resolve(params, overrides)
+    if reuse:
+        done = runs.finished_same_run(p)
+        if done is not None:
+            print(f"reusing finished run {done} (same params, same code)")
+            return done
+        overwrite = True
     device = resolve_device(p["device"])
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
     rank, world_size = world()
@@ -201,7 +211,8 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / max(1, len(epochs)),
             "images_per_s": sum(e["images_per_s"] for e in epochs) / max(1, len(epochs)),
             "peak_mem_mb": max((e["peak_mem_mb"] for e in epochs), default=None),
-            "device": device_name(device), "precision": str(amp_dtype or "fp32")})
+            "device": device_name(device), "precision": str(amp_dtype or "fp32"),
+            "code_version": runs.code_version()})
     return run
 
 

@@ -1,0 +1,91 @@
+"""The comparison table and the observations written from its numbers (no hard-coded claims)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from .errors import RunError
+
+METHOD_NAMES = {"mae": "MAE", "simclr": "SimCLR"}
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise RunError(f"'{path}' is missing: the run has not been pretrained and evaluated. "
+                       f"Run `python -m sslnb pretrain` and `python -m sslnb evaluate` for it, or "
+                       f"build the whole report with `make report`.")
+    return path
+
+
+def _json(path: Path) -> dict:
+    return json.loads(_need(path).read_text())
+
+
+def collect(run_dirs: list[Path | str]) -> list[dict]:
+    """One flat record per run, from its params, summary, model sizes, environment and eval."""
+    rows = []
+    for run in map(Path, run_dirs):
+        p = yaml.safe_load(_need(run / "params.yaml").read_text())
+        s, m, e = _json(run / "summary.json"), _json(run / "model.json"), _json(run / "eval.json")
+        env = _json(run / "env.json")
+        pre, rnd = e["pretrained"], e["random_init"]
+        rows.append({
+            "run": run.name, "model": METHOD_NAMES[p["method"]], "method": p["method"],
+            "architecture": p["model"]["encoder"] + (f" /{p['model']['patch_size']}"
+                                                     if p["method"] == "mae" else
+                                                     f" ({p['model']['stem']} stem)"),
+            "encoder_params_m": m["encoder_params"] / 1e6,
+            "epoch_time_s": s["epoch_time_s"], "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
+            "train_top1": pre["probe_train_top1"], "val_top1": pre["probe_val_top1"],
+            "val_top5": pre["probe_val_top5"], "knn_top1": pre["knn_top1"],
+            "random_val_top1": rnd["probe_val_top1"], "random_knn_top1": rnd["knn_top1"],
+            "finetune_top1": pre.get("finetune_top1"),
+            "random_finetune_top1": rnd.get("finetune_top1"),
+            "epochs": s["epochs"], "images_per_s": s["images_per_s"],
+            "peak_mem_mb": s["peak_mem_mb"], "device": s["device"],
+            "git_commit": env.get("git_commit"),
+        })
+    return rows
+
+
+COLUMNS = {  # record key -> column title, in the study's order first
+    "model": "Model", "architecture": "Architecture", "encoder_params_m": "Parameters (M)",
+    "epoch_time_s": "Train time/epoch (s)", "train_top1": "Train acc (%)", "val_top1": "Val acc (%)",
+    "val_top5": "Val top-5 (%)", "knn_top1": "kNN acc (%)", "random_val_top1": "Random-init val acc (%)",
+    "finetune_top1": "Fine-tune acc (%)", "random_finetune_top1": "Fine-tune, random init (%)",
+    "epochs": "Epochs", "images_per_s": "Images/s", "peak_mem_mb": "Peak memory (MB)",
+    "device": "Device",
+}
+
+
+def table(rows: list[dict]):
+    """A pandas DataFrame with the study's columns and ours, numbers rounded for reading."""
+    import pandas as pd
+    df = pd.DataFrame([{title: r[key] for key, title in COLUMNS.items()} for r in rows])
+    return df.round(2)
+
+
+def observations(rows: list[dict]) -> list[str]:
+    """Sentences derived from the numbers: each claim is computed, never typed in."""
+    out = []
+    for r in rows:
+        gap = r["val_top1"] - r["random_val_top1"]
+        verdict = "above" if gap > 0 else "not above"
+        out.append(f"{r['model']} ({r['architecture']}): the linear probe reaches {r['val_top1']:.1f}% "
+                   f"val top-1, {verdict} its random-init baseline ({r['random_val_top1']:.1f}%, "
+                   f"{gap:+.1f} points); kNN {r['knn_top1']:.1f}% vs {r['random_knn_top1']:.1f}%.")
+        if r["finetune_top1"] is not None and r["random_finetune_top1"] is not None:
+            ft = r["finetune_top1"] - r["random_finetune_top1"]
+            out.append(f"{r['model']} fine-tuned end to end: {r['finetune_top1']:.1f}% vs "
+                       f"{r['random_finetune_top1']:.1f}% from random init ({ft:+.1f} points), "
+                       f"compared with {gap:+.1f} points under the linear probe.")
+        out.append(f"{r['model']} probe train/val gap: {r['train_top1'] - r['val_top1']:.1f} points.")
+    if len(rows) >= 2:
+        best = max(rows, key=lambda r: r["val_top1"])
+        fastest = max(rows, key=lambda r: r["images_per_s"])
+        out.append(f"Best linear probe: {best['model']} ({best['val_top1']:.1f}%). Fastest "
+                   f"pretraining: {fastest['model']} ({fastest['images_per_s']:.0f} images/s on "
+                   f"{fastest['device']}).")
+    return out

@@ -1,0 +1,102 @@
+"""Small display helpers for the notebooks, so that they hold narrative and a few calls only."""
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+from .errors import ParamsError
+
+DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
+
+
+def env_overrides() -> dict:
+    """Overrides from the SSLNB_OVERRIDES environment variable (a JSON object of dotted keys), so a
+    notebook run with its defaults can be made tiny by the tests, or fast on a slow machine."""
+    raw = os.environ.get("SSLNB_OVERRIDES", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ParamsError(f"SSLNB_OVERRIDES is not valid JSON ({e}); expected an object such as "
+                          f'{{"train.epochs": 1}}.') from None
+    if not isinstance(value, dict):
+        raise ParamsError("SSLNB_OVERRIDES must be a JSON object of dotted keys, e.g. "
+                          '{"train.epochs": 1}.')
+    return value
+
+
+def with_env_overrides(overrides: dict | None) -> dict:
+    return {**(overrides or {}), **env_overrides()}
+
+
+def default_run_dir(run_dir: str | None) -> Path:
+    """`run_dir`, or the run that 01_pretrain makes with its own defaults."""
+    if run_dir:
+        return Path(run_dir)
+    from .params import resolve
+    from .runs import run_dir_of
+    return run_dir_of(resolve(DEFAULT_RUN_PARAMS, env_overrides()))
+
+
+def graphs_for(graphs_dir: str | None, run_dir: Path | str) -> Path:
+    """Where a notebook saves its figures: `graphs_dir` (the report passes the repository's
+    graphs/), else a graphs/ folder beside the run's own files."""
+    return Path(graphs_dir) if graphs_dir else Path(run_dir) / "graphs"
+
+
+def _table(rows: list[tuple], header: tuple | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header) if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table>{'<thead><tr>' + head + '</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
+
+
+def _show(html_text: str) -> None:
+    from IPython.display import HTML, display
+    display(HTML(html_text))
+
+
+KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.depth", "model.stem",
+              "model.feature_pool", "data.source", "data.image_size", "data.num_train",
+              "data.num_val", "mae.mask_ratio", "mae.norm_pix_loss", "mae.decoder_dim",
+              "mae.decoder_depth", "simclr.temperature", "simclr.proj_dim", "augment.crop_scale",
+              "augment.jitter_p", "augment.gray_p", "train.epochs", "train.batch_size",
+              "train.optimizer", "train.base_lr", "train.weight_decay", "eval.probe_epochs",
+              "eval.probe_optimizer", "eval.finetune_epochs", "device", "seed"]
+
+
+def params_rows(p: dict) -> list[tuple]:
+    from .params import _flatten
+    flat = _flatten(p)
+    method_prefix = {"mae": "simclr.", "simclr": "mae."}[p["method"]]
+    skip = {"mae": ("model.stem",), "simclr": ("model.patch_size", "model.depth",
+                                               "model.feature_pool")}[p["method"]]
+    return [(k, flat[k]) for k in KEY_PARAMS if not k.startswith(method_prefix) and k not in skip]
+
+
+def show_params(p: dict) -> None:
+    """The run's main parameters as a small table (all of them are in the run's params.yaml)."""
+    _show(_table(params_rows(p), ("parameter", "value")))
+
+
+def show_json(path: Path | str, keys: list[str] | None = None) -> None:
+    d = json.loads(Path(path).read_text())
+    _show(_table([(k, _fmt(d[k])) for k in (keys or d) if k in d], ("", "")))
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else v
+
+
+def show_features(feats: dict) -> None:
+    rows = [(kind, split, tuple(f["features"].shape), f["key"]) for (kind, split), f in feats.items()]
+    _show(_table(rows, ("encoder", "split", "features", "cache file")))
+
+
+def show_eval(result: dict) -> None:
+    keys = [k for k in result["pretrained"]]
+    rows = [(k, _fmt(result["pretrained"][k]), _fmt(result["random_init"].get(k))) for k in keys]
+    _show(_table(rows, ("metric", "pretrained", "random init")))

@@ -1,0 +1,148 @@
+"""Figures of the study, each saved as a PNG named for what it shows (graphs/<name>.png) and
+returned as a matplotlib Figure for the notebook to display."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+import torch
+
+from .augment import BatchAugment, Normalize
+from .data import load_split
+from .models.mae import patchify, unpatchify
+from .runs import read_jsonl
+from .train import load_pretrained, step_generator
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _save(fig, graphs_dir: Path | str | None, name: str):
+    fig.tight_layout()
+    if graphs_dir is not None:
+        Path(graphs_dir).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(graphs_dir) / f"{name}.png", dpi=110)
+    return fig
+
+
+def training_curves(run: Path | str, graphs_dir=None):
+    """Pretraining loss and learning rate per step, and images/s."""
+    run = Path(run)
+    steps = read_jsonl(run / "metrics" / "steps.jsonl")
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    x = [s["step"] for s in steps]
+    ax[0].plot(x, [s["loss"] for s in steps], color="C0")
+    ax[0].set(title="pretraining loss", xlabel="step", ylabel="loss")
+    ax[1].plot(x, [s["lr"] for s in steps], color="C1")
+    ax[1].set(title="learning rate", xlabel="step")
+    ax[2].plot(x, [s["images_per_s"] for s in steps], color="C2")
+    ax[2].set(title="throughput", xlabel="step", ylabel="images/s")
+    ax[2].set_ylim(bottom=0)
+    return _save(fig, graphs_dir, f"pretraining_curves_{run.name}")
+
+
+def _show(ax, img: torch.Tensor, title: str | None = None):
+    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+@torch.no_grad()
+def mae_reconstructions(run: Path | str, graphs_dir=None, n: int = 8):
+    """Validation images: original, masked input (removed patches grey), reconstruction (with the
+    removed patches predicted, visible ones pasted back, as in the MAE paper's figures)."""
+    run = Path(run)
+    model, p = load_pretrained(run)
+    data = load_split(p["data"], "val").subset(n)
+    norm = Normalize(p["data"]["mean"], p["data"]["std"])
+    x = norm(data.images)
+    _, pred, mask = model(x, torch.Generator().manual_seed(0))
+    patch = model.patch_size
+    target = patchify(x, patch)
+    if model.norm_pix_loss:  # predictions are in per-patch normalised units: undo with the truth
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        pred = pred * (var + 1e-6).sqrt() + mean
+    m = mask.unsqueeze(-1)
+    mean_t = torch.tensor(p["data"]["mean"]).view(1, 3, 1, 1)
+    std_t = torch.tensor(p["data"]["std"]).view(1, 3, 1, 1)
+    to_img = lambda t: unpatchify(t, patch) * std_t + mean_t  # noqa: E731
+    masked = to_img(target * (1 - m)) * (1 - unpatchify(m.expand_as(target), patch)) + \
+        0.5 * unpatchify(m.expand_as(target), patch)
+    rows = [("original", to_img(target)), ("masked input", masked),
+            ("reconstruction", to_img(pred * m + target * (1 - m)))]
+    fig, ax = plt.subplots(3, n, figsize=(1.4 * n, 4.6))
+    for r, (name, imgs) in enumerate(rows):
+        for c in range(n):
+            _show(ax[r, c], imgs[c], name if c == 0 else None)
+    return _save(fig, graphs_dir, f"mae_reconstructions_{run.name}")
+
+
+@torch.no_grad()
+def simclr_views(run: Path | str, graphs_dir=None, n: int = 8):
+    """Pairs of augmented views of the same images, as SimCLR sees them."""
+    run = Path(run)
+    _, p = load_pretrained(run)
+    data = load_split(p["data"], "train").subset(n)
+    aug = BatchAugment(p["augment"], p["data"]["image_size"], [0, 0, 0], [1, 1, 1])
+    views = [data.images.float() / 255] + [
+        aug(data.images, step_generator(p["seed"], 0, v, torch.device("cpu"))) for v in (0, 1)]
+    fig, ax = plt.subplots(3, n, figsize=(1.4 * n, 4.6))
+    for r, name in enumerate(("original", "view 1", "view 2")):
+        for c in range(n):
+            _show(ax[r, c], views[r][c], name if c == 0 else None)
+    return _save(fig, graphs_dir, f"simclr_views_{run.name}")
+
+
+def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_probe_curves"):
+    """Per-epoch linear-probe accuracy and loss (train and val) of every run, pretrained (solid)
+    and random init (dashed), on shared axes: the study's probing graphs."""
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    for i, run in enumerate(map(Path, runs)):
+        for kind, style in (("pretrained", "-"), ("random_init", "--")):
+            hist = read_jsonl(run / "metrics" / f"probe_{kind}.jsonl")
+            if not hist:
+                continue
+            ep = [h["epoch"] for h in hist]
+            label = f"{run.name} ({'SSL' if kind == 'pretrained' else 'random init'})"
+            ax[0].plot(ep, [h["val_top1"] for h in hist], style, color=f"C{i}", label=label + " val")
+            ax[0].plot(ep, [h["train_top1"] for h in hist], style, color=f"C{i}", alpha=0.35)
+            ax[1].plot(ep, [h["val_loss"] for h in hist], style, color=f"C{i}", label=label + " val")
+            ax[1].plot(ep, [h["train_loss"] for h in hist], style, color=f"C{i}", alpha=0.35)
+    ax[0].set(title="linear probe top-1 (faint: train)", xlabel="probe epoch", ylabel="accuracy (%)")
+    ax[1].set(title="linear probe loss (faint: train)", xlabel="probe epoch", ylabel="cross-entropy")
+    ax[0].legend(fontsize=8)
+    return _save(fig, graphs_dir, name)
+
+
+def accuracy_vs_compute(rows: list[dict], graphs_dir=None, name: str = "accuracy_vs_pretraining_time"):
+    """Linear-probe val top-1 against pretraining wall time; random init sits at zero time."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, r in enumerate(rows):
+        t = r["pretrain_time_s"] / 60
+        ax.scatter([t], [r["val_top1"]], color=f"C{i}", s=60, label=f"{r['model']} (SSL)")
+        ax.scatter([0], [r["random_val_top1"]], color=f"C{i}", marker="x", s=60,
+                   label=f"{r['model']} (random init)")
+        ax.plot([0, t], [r["random_val_top1"], r["val_top1"]], color=f"C{i}", alpha=0.3)
+    ax.set(xlabel=f"pretraining time (minutes, {rows[0]['device'] if rows else ''})",
+           ylabel="linear probe val top-1 (%)", title="accuracy vs training compute")
+    ax.legend(fontsize=8)
+    return _save(fig, graphs_dir, name)
+
+
+def feature_pca(feats: dict, classes: list[str], name: str, graphs_dir=None, split: str = "val"):
+    """2-D PCA of frozen features coloured by class: pretrained vs random-init encoder."""
+    kinds = [k for k in ("pretrained", "random_init") if (k, split) in feats]
+    fig, ax = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    for a, kind in zip(ax[0], kinds):
+        x = feats[(kind, split)]["features"].float()
+        y = feats[(kind, split)]["labels"]
+        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        _, _, v = torch.pca_lowrank(x, q=2, center=False)
+        xy = (x @ v[:, :2]).numpy()
+        for c in range(len(classes)):
+            sel = (y == c).numpy()
+            a.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, label=classes[c])
+        a.set(title=f"{kind.replace('_', ' ')} encoder ({split})", xticks=[], yticks=[])
+    ax[0][-1].legend(fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1, 0.5))
+    return _save(fig, graphs_dir, f"feature_pca_{name}")

@@ -1,0 +1,199 @@
+"""`make report`: run the study's notebooks with papermill, assemble one offline HTML report with
+nbconvert (and a PDF where headless Chromium exists).
+
+A report params file (params/report/<name>.yaml) names the runs:
+
+    title: MAE vs SimCLR on shapes
+    description: one paragraph shown under the title
+    set: {train.epochs: 2}            # overrides applied to every run (optional)
+    runs:
+      - params: params/demo/mae_vit_tiny.yaml
+        set: {train.epochs: 4}        # overrides for this run (optional)
+
+The build happens in a staging folder; `report/` is replaced only when every notebook succeeded,
+so a failing notebook leaves the previous report in place.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from .errors import ParamsError, SslnbError
+from .notebook import env_overrides
+from .params import resolve
+from .runs import run_dir_of
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+REPORT_KEYS = {"title": str, "description": str, "set": dict, "runs": list}
+
+
+class ReportError(SslnbError):
+    """A notebook failed or the report could not be assembled."""
+
+
+def load(path: str | Path) -> dict:
+    """Validate a report params file and resolve every run's params (errors before any work)."""
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(f.stem for f in (ROOT / "params" / "report").glob("*.yaml"))
+        raise ParamsError(f"{path}: report params file not found. Known reports: "
+                          f"{', '.join(known)} (make report REPORT=<name>).")
+    try:
+        r = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: malformed YAML: {e}.") from None
+    for key, value in r.items():
+        if key not in REPORT_KEYS:
+            close = difflib.get_close_matches(key, REPORT_KEYS, n=1)
+            raise ParamsError(f"{path}: unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close
+                              else "") + f" Accepted: {', '.join(REPORT_KEYS)}.")
+        if not isinstance(value, REPORT_KEYS[key]):
+            raise ParamsError(f"{path}: key '{key}' must be a {REPORT_KEYS[key].__name__}.")
+    if not r.get("runs"):
+        raise ParamsError(f"{path}: key 'runs' must list at least one run, e.g. "
+                          f"runs: [{{params: params/demo/mae_vit_tiny.yaml}}].")
+    runs = []
+    for i, item in enumerate(r["runs"]):
+        item = {"params": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or "params" not in item or set(item) - {"params", "set"}:
+            raise ParamsError(f"{path}: runs[{i}] must be a params path or a mapping with "
+                              f"'params' (a run's YAML file) and optional 'set' (overrides).")
+        params_file = (ROOT / item["params"]) if not Path(item["params"]).is_absolute() \
+            else Path(item["params"])
+        if not params_file.is_file():
+            raise ParamsError(f"{path}: runs[{i}] names '{item['params']}', which does not "
+                              f"exist. Name a run params file such as params/demo/mae_vit_tiny.yaml.")
+        overrides = {**(r.get("set") or {}), **(item.get("set") or {}), **env_overrides()}
+        p = resolve(params_file, overrides)
+        runs.append({"params": str(params_file), "set": overrides, "run_dir": str(run_dir_of(p)),
+                     "name": p["name"], "method": p["method"]})
+    return {"title": r.get("title", path.stem), "description": r.get("description", ""),
+            "runs": runs, "path": str(path)}
+
+
+def kernel_name() -> str:
+    """The kernel `make` registers inside the venv, else the default python3 kernel."""
+    from jupyter_client.kernelspec import find_kernel_specs
+    return "sslnb" if "sslnb" in find_kernel_specs() else "python3"
+
+
+def _execute(nb: str, out: Path, parameters: dict, kernel: str) -> None:
+    import papermill as pm
+    src = NOTEBOOKS / nb
+    print(f"[report] {nb} {' '.join(f'{k}={v}' for k, v in parameters.items() if k != 'report')}",
+          flush=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(out), parameters=parameters, kernel_name=kernel,
+                            cwd=str(ROOT), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as e:
+        raise ReportError(
+            f"notebook {nb} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+            f"{e.ename}: {e.evalue}. The executed copy with the full traceback is {out}; the "
+            f"previous report was left in place.") from None
+    print(f"[report] {nb} done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def build(report_params: str | Path, force: bool = False, report_dir: str | Path = ROOT / "report",
+          graphs_dir: str | Path = ROOT / "graphs", pdf: bool = True) -> Path:
+    """Execute every notebook for every run, then the comparison; return the HTML report path."""
+    spec = load(report_params)
+    report_dir, graphs_dir = Path(report_dir), Path(graphs_dir)
+    staging = report_dir.parent / f".{report_dir.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "executed").mkdir(parents=True)
+    kernel = kernel_name()
+    executed = []
+    for run in spec["runs"]:
+        common = {"force": force, "graphs_dir": str(graphs_dir)}
+        for nb, params in (
+                ("01_pretrain.ipynb", {"params_file": run["params"], "overrides": run["set"]}),
+                ("02_extract_features.ipynb", {"run_dir": run["run_dir"]}),
+                ("03_linear_probe.ipynb", {"run_dir": run["run_dir"]})):
+            out = staging / "executed" / f"{nb[:-6]}_{run['name']}.ipynb"
+            _execute(nb, out, {**params, **common}, kernel)
+            executed.append((run, out))
+    compare_out = staging / "executed" / "04_compare.ipynb"
+    _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
+                                               "graphs_dir": str(graphs_dir)}, kernel)
+    html = assemble(spec, compare_out, executed, staging / "report.html")
+    if pdf:
+        print_pdf(html, staging / "report.pdf")
+    _replace(staging, report_dir)
+    return report_dir / "report.html"
+
+
+def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
+    """One notebook: the comparison (summary, table, setup, figures, observations, limitations)
+    then one section per run; exported to HTML with code hidden and images embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    merged = nbformat.read(compare_nb, as_version=4)
+    for run, path in executed:
+        nb = nbformat.read(path, as_version=4)
+        if path.name.startswith("01_"):
+            merged.cells.append(nbformat.v4.new_markdown_cell(
+                f"# Method: {run['name']} ({run['method'].upper() if run['method'] == 'mae' else 'SimCLR'})"))
+        for c in nb.cells:
+            if "injected-parameters" not in c.get("metadata", {}).get("tags", []):
+                c["id"] = uuid.uuid4().hex[:8]  # ids repeat across notebooks of the same source
+                merged.cells.append(c)
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True, mathjax_url="",
+                            require_js_url="", jquery_url="", mermaid_js_url="",
+                            mermaid_layout_elk_js_url="")
+    exporter.exclude_anchor_links = True
+    body, _ = exporter.from_notebook_node(merged, resources={"metadata": {"name": spec["title"]}})
+    body = re.sub(r'<script[^>]*\ssrc=""[^>]*>\s*</script>', "", body)  # no CDN, no empty fetch
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html: Path, pdf: Path) -> Path | None:
+    """A PDF of the HTML, printed by headless Chromium; skipped (and said) where none exists."""
+    exe = chromium()
+    if exe is None:
+        print("[report] no PDF: headless Chromium not found (apt-get install chromium)", flush=True)
+        return None
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={pdf.parent / '.chromium'}", "--no-pdf-header-footer",
+           f"--print-to-pdf={pdf}", html.resolve().as_uri()]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    shutil.rmtree(pdf.parent / ".chromium", ignore_errors=True)
+    if r.returncode or not pdf.is_file():
+        print(f"[report] no PDF: Chromium failed ({r.stderr.strip()[-300:]})", flush=True)
+        return None
+    return pdf
+
+
+def _replace(staging: Path, report_dir: Path) -> None:
+    old = report_dir.parent / f".{report_dir.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if report_dir.exists():
+        os.replace(report_dir, old)
+    os.replace(staging, report_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    from .__main__ import main
+    sys.exit(main(["report", *sys.argv[1:]]))

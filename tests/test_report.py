@@ -1,0 +1,148 @@
+"""`make report` for real: papermill runs the notebooks in a real kernel, nbconvert renders the
+HTML, headless Chromium opens it. Uses params/report/tiny.yaml (a few steps, a few hundred images)
+and temporary folders, so the committed report is never touched."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as a list of rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.tables and self.tables[-1]:
+            self.tables[-1][-1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def tiny_env(tmp: Path) -> dict:
+    return {**os.environ, "SSLNB_OVERRIDES": json.dumps({"out_dir": str(tmp / "logs")})}
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params",
+                        "params/report/tiny.yaml", "--report-dir", str(tmp / "report"),
+                        "--graphs-dir", str(tmp / "graphs")], cwd=ROOT, env=tiny_env(tmp),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp
+
+
+def test_html_table_equals_the_metrics_files(tiny_report):
+    html = (tiny_report / "report" / "report.html").read_text()
+    parser = Tables()
+    parser.feed(html)
+    table = next(t for t in parser.tables if t and "Val acc (%)" in t[0])
+    header, rows = table[0], table[1:]
+    assert len(rows) == 2
+    for row in rows:
+        cells = dict(zip(header[-len(row):], row))
+        run = tiny_report / "logs" / ("mae_vit_tiny" if cells["Model"] == "MAE" else "simclr_resnet18")
+        ev = json.loads((run / "eval.json").read_text())
+        for column, value in [("Val acc (%)", ev["pretrained"]["probe_val_top1"]),
+                              ("Train acc (%)", ev["pretrained"]["probe_train_top1"]),
+                              ("kNN acc (%)", ev["pretrained"]["knn_top1"]),
+                              ("Random-init val acc (%)", ev["random_init"]["probe_val_top1"]),
+                              ("Fine-tune acc (%)", ev["pretrained"]["finetune_top1"])]:
+            assert float(cells[column]) == pytest.approx(round(value, 2), abs=0.006), column
+    assert "cdnjs" not in html and 'src="http' not in html
+    # Every figure is a file named for what it shows, and the executed notebooks are kept.
+    graphs = {p.name for p in (tiny_report / "graphs").glob("*.png")}
+    assert {"linear_probe_curves.png", "accuracy_vs_pretraining_time.png",
+            "mae_reconstructions_mae_vit_tiny.png", "simclr_views_simclr_resnet18.png"} <= graphs
+    assert len(list((tiny_report / "report" / "executed").glob("*.ipynb"))) == 7
+
+
+def test_report_opens_offline_in_chromium(tiny_report):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where it can)")
+    from playwright.sync_api import sync_playwright
+    requests = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto((tiny_report / "report" / "report.html").as_uri(), wait_until="load")
+        headers = page.eval_on_selector_all("table.dataframe th", "els => els.map(e => e.textContent)")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete && e.naturalWidth > 0, e.naturalWidth])")
+        browser.close()
+    assert "Val acc (%)" in headers and "Model" in headers
+    assert len(images) >= 8 and all(ok for ok, _ in images), images
+    outside = [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert outside == [], outside
+
+
+def test_failing_notebook_stops_the_build_and_keeps_the_previous_report(tmp_path):
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "report.html").write_text("previous report")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"runs:\n  - params: params/demo/mae_vit_tiny.yaml\n    set:\n"
+                   f"      data.source: imagefolder\n      data.root: {tmp_path / 'missing'}\n")
+    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params", str(bad),
+                        "--report-dir", str(report_dir), "--graphs-dir", str(tmp_path / "g")],
+                       cwd=ROOT, env=tiny_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "01_pretrain.ipynb" in r.stderr and "cell" in r.stderr and "DataError" in r.stderr
+    assert (report_dir / "report.html").read_text() == "previous report"
+
+
+def test_report_params_naming_a_missing_run_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs:\n  - params: params/demo/no_such_run.yaml\n")
+    r = run_cli("report", "--params", bad, "--report-dir", tmp_path / "report")
+    assert r.returncode != 0 and "no_such_run.yaml" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_each_notebook_runs_with_its_own_defaults(tmp_path):
+    """papermill with no parameters; tiny sizes come from SSLNB_OVERRIDES."""
+    import papermill as pm
+    tiny = {"out_dir": str(tmp_path / "logs"), "data.num_train": 128, "data.num_val": 32,
+            "train.epochs": 1, "train.batch_size": 32, "model.depth": 1, "mae.decoder_depth": 1,
+            "eval.probe_epochs": 2, "eval.probe_warmup_epochs": 1}
+    os.environ["SSLNB_OVERRIDES"] = json.dumps(tiny)
+    try:
+        for nb in ("01_pretrain", "02_extract_features", "03_linear_probe"):
+            pm.execute_notebook(str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
+                                cwd=str(ROOT / "notebooks"), kernel_name="python3",
+                                progress_bar=False)
+        report = tmp_path / "one_run.yaml"  # 04 compares the runs a report file names
+        report.write_text("runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
+        pm.execute_notebook(str(ROOT / "notebooks" / "04_compare.ipynb"), str(tmp_path / "04.ipynb"),
+                            parameters={"report_params": str(report), "graphs_dir": str(tmp_path)},
+                            cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+    finally:
+        del os.environ["SSLNB_OVERRIDES"]
+    run = tmp_path / "logs" / "mae_vit_tiny"
+    assert (run / "eval.json").is_file()
+    # Without graphs_dir, figures go next to the run, never into the repository's graphs/.
+    assert (run / "graphs" / "mae_reconstructions_mae_vit_tiny.png").is_file()
