@@ -1,6 +1,12 @@
 """sslnb: MAE vs SimCLR self-supervised pretraining, compared by linear probing frozen features."""
-from .params import resolve
-from .train import pretrain
+import warnings
+
+# Some dependency imports tqdm.auto; in a kernel without ipywidgets (papermill) that warns into
+# every notebook. sslnb's own bars are plain tqdm, which read well in papermill logs.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from .params import resolve  # noqa: E402
+from .train import pretrain  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["resolve", "pretrain"]

@@ -50,21 +50,23 @@ def collect(run_dirs: list[Path | str]) -> list[dict]:
     return rows
 
 
-COLUMNS = {  # record key -> column title, in the study's order first
+STUDY_COLUMNS = {  # record key -> column title: the study's table
     "model": "Model", "architecture": "Architecture", "encoder_params_m": "Parameters (M)",
     "epoch_time_s": "Train time/epoch (s)", "train_top1": "Train acc (%)", "val_top1": "Val acc (%)",
-    "val_top5": "Val top-5 (%)", "knn_top1": "kNN acc (%)", "random_val_top1": "Random-init val acc (%)",
+}
+MORE_COLUMNS = {  # what a reviewer needs beside it
+    "model": "Model", "val_top5": "Val top-5 (%)", "knn_top1": "kNN acc (%)", "random_val_top1": "Random-init val acc (%)",
     "finetune_top1": "Fine-tune acc (%)", "random_finetune_top1": "Fine-tune, random init (%)",
     "epochs": "Epochs", "images_per_s": "Images/s", "peak_mem_mb": "Peak memory (MB)",
     "device": "Device",
 }
 
 
-def table(rows: list[dict]):
-    """A pandas DataFrame with the study's columns and ours, numbers rounded for reading."""
+def table(rows: list[dict], columns: dict = STUDY_COLUMNS):
+    """A pandas DataFrame of the given columns (the study's by default), rounded for reading."""
     import pandas as pd
-    df = pd.DataFrame([{title: r[key] for key, title in COLUMNS.items()} for r in rows])
-    return df.round(2)
+    df = pd.DataFrame([{title: r[key] for key, title in columns.items()} for r in rows])
+    return df.round(2).style.hide(axis="index").format(precision=2)
 
 
 def observations(rows: list[dict]) -> list[str]:

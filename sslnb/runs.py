@@ -54,23 +54,28 @@ def code_version() -> str:
     import hashlib
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    files = [f for f in pkg.rglob("*.py") if f.name not in PRESENTATION] + [pkg / "defaults.yaml"]
-    for f in sorted(files):
+    # defaults.yaml is left out: the resolved params, compared separately, already contain it.
+    for f in sorted(f for f in pkg.rglob("*.py") if f.name not in PRESENTATION):
         h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
 
 
 def finished_same_run(p: dict) -> Path | None:
-    """The run directory when it holds a finished run of exactly these params and this code."""
+    """The run directory when it holds a finished pretraining of exactly these params (the `eval`
+    section aside: evaluation settings never invalidate a pretraining) and this code. The run's
+    params.yaml then takes the new eval section, which `evaluate` reads."""
     import yaml
     run = run_dir_of(p)
     try:
         summary = json.loads((run / "summary.json").read_text())
-        same = yaml.safe_load((run / "params.yaml").read_text()) == p
+        saved = yaml.safe_load((run / "params.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    ok = same and summary.get("code_version") == code_version() and \
+    strip = lambda d: {k: v for k, v in d.items() if k != "eval"}  # noqa: E731
+    ok = strip(saved) == strip(p) and summary.get("code_version") == code_version() and \
         (run / "checkpoints" / "last.pt").is_file()
+    if ok and saved.get("eval") != p["eval"]:
+        params_mod.save(p, run / "params.yaml")
     return run if ok else None
 
 
