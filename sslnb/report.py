@@ -99,7 +99,7 @@ def _execute(nb: str, out: Path, parameters: dict, kernel: str) -> None:
     except pm.PapermillExecutionError as e:
         raise ReportError(
             f"notebook {nb} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-            f"{e.ename}: {e.evalue}. The executed copy with the full traceback is {out}; the "
+            f"{e.ename}: {e.evalue.rstrip('.')}. The executed copy with the full traceback is {out}; the "
             f"previous report was left in place.") from None
     print(f"[report] {nb} done in {time.perf_counter() - start:.0f} s", flush=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from sslnb.report import kernel_name
 
 
 class Tables(HTMLParser):
@@ -136,16 +137,37 @@ def test_each_notebook_runs_with_its_own_defaults(tmp_path):
     try:
         for nb in ("01_pretrain", "02_extract_features", "03_linear_probe"):
             pm.execute_notebook(str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
-                                cwd=str(ROOT / "notebooks"), kernel_name="python3",
+                                cwd=str(ROOT / "notebooks"), kernel_name=kernel_name(),
                                 progress_bar=False)
         report = tmp_path / "one_run.yaml"  # 04 compares the runs a report file names
         report.write_text("runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
         pm.execute_notebook(str(ROOT / "notebooks" / "04_compare.ipynb"), str(tmp_path / "04.ipynb"),
                             parameters={"report_params": str(report), "graphs_dir": str(tmp_path)},
-                            cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+                            cwd=str(ROOT / "notebooks"), kernel_name=kernel_name(), progress_bar=False)
     finally:
         del os.environ["SSLNB_OVERRIDES"]
     run = tmp_path / "logs" / "mae_vit_tiny"
     assert (run / "eval.json").is_file()
     # Without graphs_dir, figures go next to the run, never into the repository's graphs/.
     assert (run / "graphs" / "mae_reconstructions_mae_vit_tiny.png").is_file()
+
+
+def test_rebuild_reuses_finished_runs_and_force_rebuilds(tiny_report):
+    """A second build with nothing changed reuses pretraining, features and probe results."""
+    ckpts = sorted((tiny_report / "logs").glob("*/checkpoints/last.pt"))
+    evals = sorted((tiny_report / "logs").glob("*/eval.json"))
+    before = [p.stat().st_mtime_ns for p in ckpts + evals]
+    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params",
+                        "params/report/tiny.yaml", "--report-dir", str(tiny_report / "report"),
+                        "--graphs-dir", str(tiny_report / "graphs")], cwd=ROOT,
+                       env=tiny_env(tiny_report), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(ckpts) == 2 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
+    assert (tiny_report / "report" / "report.html").is_file()
+    # FORCE=1: everything is rebuilt, the existing runs are replaced rather than refused.
+    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--force", "--params",
+                        "params/report/tiny.yaml", "--report-dir", str(tiny_report / "report"),
+                        "--graphs-dir", str(tiny_report / "graphs")], cwd=ROOT,
+                       env=tiny_env(tiny_report), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert all(p.stat().st_mtime_ns > t for p, t in zip(ckpts, before))
