@@ -113,6 +113,8 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "executed").mkdir(parents=True)
     kernel = kernel_name()
+    # Progress bars would fill the rendered report with stderr; the build log shows each notebook.
+    os.environ["TQDM_DISABLE"] = "1"
     executed = []
     for run in spec["runs"]:
         common = {"force": force, "graphs_dir": str(graphs_dir)}

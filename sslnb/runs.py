@@ -30,14 +30,18 @@ def run_dir_of(p: dict) -> Path:
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """HEAD of the repository holding sslnb, with '+dirty' when the work tree has changes."""
+    """HEAD of the repository holding sslnb, with '+dirty' when its sources have changes."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10)
         if head.returncode:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # Dirty means the code or params differ from the commit; the study's committed outputs
+        # (logs/, graphs/, report/) are rewritten by every build and do not count.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)logs", ":(exclude)graphs", ":(exclude)report"],
+                               cwd=cwd.parent if (cwd.parent / ".git").exists() else cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
