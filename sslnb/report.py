@@ -114,7 +114,7 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
     (staging / "executed").mkdir(parents=True)
     kernel = kernel_name()
     # Progress bars would fill the rendered report with stderr; the build log shows each notebook.
-    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["SSLNB_PROGRESS"] = "0"
     executed = []
     for run in spec["runs"]:
         common = {"force": force, "graphs_dir": str(graphs_dir)}

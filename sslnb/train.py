@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,10 +48,12 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def progress(total: int, initial: int, desc: str):
-    """A bar that reads well in a terminal, and as sparse plain lines in papermill logs."""
+    """A bar that reads well in a terminal, and as sparse plain lines in papermill logs;
+    SSLNB_PROGRESS=0 turns it off (the report build does, so bars do not fill the report)."""
     tty = sys.stderr.isatty()
     return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=tty,
-                mininterval=0.5 if tty else 10.0, ascii=not tty, leave=True)
+                mininterval=0.5 if tty else 10.0, ascii=not tty, leave=True,
+                disable=os.environ.get("SSLNB_PROGRESS", "1") == "0")  # report builds set 0
 
 
 def autocast(device: torch.device, dtype):
