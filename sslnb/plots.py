@@ -138,6 +138,7 @@ def feature_pca(feats: dict, classes: list[str], name: str, graphs_dir=None, spl
         x = feats[(kind, split)]["features"].float()
         y = feats[(kind, split)]["labels"]
         x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        torch.manual_seed(0)  # pca_lowrank projects randomly: same figure every build
         _, _, v = torch.pca_lowrank(x, q=2, center=False)
         xy = (x @ v[:, :2]).numpy()
         for c in range(len(classes)):
