@@ -113,9 +113,27 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "executed").mkdir(parents=True)
     kernel = kernel_name()
-    # Progress bars would fill the rendered report with stderr; the build log shows each notebook.
-    os.environ["SSLNB_PROGRESS"] = "0"
     executed = []
+    # Progress bars would fill the rendered report with stderr; the build log shows each notebook.
+    previous = os.environ.get("SSLNB_PROGRESS")
+    os.environ["SSLNB_PROGRESS"] = "0"  # inherited by the papermill kernels
+    try:
+        compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed)
+    finally:
+        if previous is None:
+            os.environ.pop("SSLNB_PROGRESS", None)
+        else:
+            os.environ["SSLNB_PROGRESS"] = previous
+    html = assemble(spec, compare_out, executed, staging / "report.html")
+    if pdf:
+        print_pdf(html, staging / "report.pdf")
+    _replace(staging, report_dir)
+    return report_dir / "report.html"
+
+
+def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kernel: str,
+                 executed: list) -> Path:
+    """01-03 for every run, then 04_compare (returned); appends (run, notebook) to `executed`."""
     for run in spec["runs"]:
         common = {"force": force, "graphs_dir": str(graphs_dir)}
         for nb, params in (
@@ -128,11 +146,7 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
     compare_out = staging / "executed" / "04_compare.ipynb"
     _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
                                                "graphs_dir": str(graphs_dir)}, kernel)
-    html = assemble(spec, compare_out, executed, staging / "report.html")
-    if pdf:
-        print_pdf(html, staging / "report.pdf")
-    _replace(staging, report_dir)
-    return report_dir / "report.html"
+    return compare_out
 
 
 def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
