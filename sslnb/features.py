@@ -63,7 +63,7 @@ def features(run: Path | str, kind: str = "pretrained", split: str = "train",
     if kind == "random_init":
         model = random_init_model(p)
     data = load_split(p["data"], split)
-    normalize = Normalize(p["data"]["mean"], p["data"]["std"])
+    normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
     feats = extract(model.to(dev), data.images, normalize, p["model"]["feature_pool"],
                     p["eval"]["batch_size"], dev)
     out = {"features": feats, "labels": data.labels.clone(), "classes": list(data.classes),

@@ -41,7 +41,7 @@ def finetune(backbone: nn.Module, train: ImageSet, val: ImageSet, p: dict,
     lr = e["finetune_base_lr"] * bs / 256
     opt = build_optimizer(model, "adamw", lr, 0.05, (0.9, 0.999))
     size, mean, std = p["data"]["image_size"], p["data"]["mean"], p["data"]["std"]
-    augment, normalize = BatchAugment(FINETUNE_AUGMENT, size, mean, std), Normalize(mean, std)
+    augment, normalize = BatchAugment(FINETUNE_AUGMENT, size, mean, std), Normalize(mean, std, size)
     images, labels = train.images.to(device), train.labels.to(device)
     g = torch.Generator().manual_seed(seed)
     history, step = [], 0

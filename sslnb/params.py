@@ -29,7 +29,9 @@ METHOD_DEFAULTS: dict[str, dict] = {
 CHOICES = {
     "method": ("mae", "simclr"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
-    "data.source": ("shapes", "imagefolder"),
+    "data.source": ("shapes", "imagenet100", "imagenet", "imagefolder", "cifar10", "cifar100",
+                    "stl10"),
+    "data.placement": ("auto", "device", "host"),
     "model.stem": ("imagenet", "cifar"),
     "model.feature_pool": ("cls", "mean"),
     "train.optimizer": ("adamw", "lars", "sgd"),
@@ -43,6 +45,7 @@ RANGES = {
     "data.noise": (0.0, None, True),
     "data.texture": (0.0, None, True),
     "data.max_shift": (0.0, 1.0, True),
+    "data.val_fraction": (0.0, 1.0, False),
     "augment.flip_p": (0.0, 1.0, True),
     "augment.jitter_p": (0.0, 1.0, True),
     "augment.gray_p": (0.0, 1.0, True),
@@ -59,14 +62,15 @@ RANGES = {
 }
 # Keys that must be positive integers wherever they appear.
 POSITIVE_INTS = {
-    "data.image_size", "data.num_train", "data.num_val", "model.patch_size", "model.depth",
+    "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val", "model.patch_size", "model.depth",
     "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
     "simclr.proj_dim", "train.epochs", "train.batch_size", "train.accum_steps", "train.log_every",
     "train.checkpoint_every", "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
     "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
 }
 # Keys whose default is null, with the type they take when set.
-NULLABLE = {"name": str, "data.root": str, "model.depth": int, "train.grad_clip": float,
+NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
+            "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
             "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
 PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
@@ -148,6 +152,14 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                 f"Fix it in {src} or override it with --set {key}=VALUE."
             )
 
+        if key == "data.pretrain_classes":
+            ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                    and value >= 1) or isinstance(value, str)
+                  or (isinstance(value, list) and value and all(isinstance(x, str) for x in value)))
+            if not ok:
+                fail("null (all classes), a positive integer N (the first N classes), or a list of "
+                     "class ids and/or Kaggle folders such as [train.X1]")
+            continue
         if value is None:
             if key in NULLABLE:
                 continue

@@ -55,7 +55,7 @@ def mae_reconstructions(run: Path | str, graphs_dir=None, n: int = 8):
     run = Path(run)
     model, p = load_pretrained(run)
     data = load_split(p["data"], "val").subset(n)
-    norm = Normalize(p["data"]["mean"], p["data"]["std"])
+    norm = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
     x = norm(data.images)
     _, pred, mask = model(x, torch.Generator().manual_seed(0))
     patch = model.patch_size

@@ -1,88 +1,139 @@
-"""Data sources. Each returns an `ImageSet`: uint8 images (N, 3, S, S), int64 labels and class
-names, so that augmentation runs on whole batches on the training device.
+"""Data sources. Each split is an `ImageSet`: uint8 images (N, 3, S, S), int64 labels and class
+ids, so that augmentation runs on whole batches on the training device.
 
-The seam for larger sources (#4: ImageNet-100, the decode-once cache) is `load_split`: anything that
-returns an ImageSet (or a memory-mapped one) plugs into training and evaluation unchanged.
+Splits: `pretrain` (what self-supervised training sees; `data.pretrain_classes` picks a subset,
+e.g. the study's 25 classes of train.X1), `train` (the probe's labelled images, all classes) and
+`val`. File-backed sources are decoded once into a memory-mapped cache (`cache.py`); later runs
+open it in seconds.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import DataError
-from . import shapes
+from . import cache, layouts, shapes, torchvision_sets
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+SPLITS = ("pretrain", "train", "val")
+FILE_SOURCES = ("imagefolder", "imagenet100", "imagenet")
 
 
 @dataclass
 class ImageSet:
-    images: torch.Tensor  # uint8 (N, 3, S, S)
+    images: torch.Tensor  # uint8 (N, 3, S, S); memory-mapped for cached sources
     labels: torch.Tensor  # int64 (N,)
     classes: tuple[str, ...]
+    names: dict[str, str] = field(default_factory=dict)  # class id -> readable name, when known
+    info: dict = field(default_factory=dict)  # where it came from: cache, skipped files, notes
 
     def __len__(self) -> int:
         return self.labels.numel()
 
     def subset(self, n: int | None) -> "ImageSet":
         """The first n images (the order is already shuffled for generated data)."""
-        return self if n is None or n >= len(self) else ImageSet(
-            self.images[:n], self.labels[:n], self.classes)
+        return self if n is None or n >= len(self) else self.take(torch.arange(n))
+
+    def take(self, rows: torch.Tensor) -> "ImageSet":
+        """These rows; a contiguous range stays a view (of the memory-mapped cache), others copy."""
+        contiguous = rows.numel() > 0 and bool((rows.diff() == 1).all())
+        images = (self.images[int(rows[0]):int(rows[-1]) + 1] if contiguous
+                  else self.images[rows])
+        return ImageSet(images, self.labels[rows], self.classes, self.names, self.info)
+
+    def used_classes(self) -> list[str]:
+        return [self.classes[i] for i in torch.unique(self.labels).tolist() if i >= 0]
+
+
+def load_split(data: dict, split: str) -> ImageSet:
+    """The `pretrain`, `train` or `val` split described by a resolved params['data'] section."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    src = data["source"]
+    if src == "shapes":
+        num = data["num_train"] if split != "val" else data["num_val"]
+        # Different seeds per split: validation images are never training images.
+        seed = data["seed"] * 2 + (split == "val")
+        out = _shapes(num, data["image_size"], data["num_classes"], seed,
+                      tuple(data["scale"]), data["max_shift"], data["noise"], data["texture"])
+    elif src in torchvision_sets.SOURCES:
+        out = _torchvision(src, data["root"], split, data["download"], data["image_size"])
+    else:
+        size = data["cache_size"] or data["image_size"]
+        out = _cached(src, data["root"], "val" if split == "val" else "train", size,
+                      data["cache_dir"], data["val_fraction"], data["seed"], data["decode_workers"])
+    if split == "pretrain" and data["pretrain_classes"] is not None:
+        out = select_classes(out, data["pretrain_classes"])
+    return out
 
 
 @functools.lru_cache(maxsize=4)
 def _shapes(num, image_size, num_classes, seed, scale, max_shift, noise, texture):
     images, labels = shapes.generate(num, image_size, num_classes, seed, scale, max_shift,
                                      noise, texture)
-    return ImageSet(images, labels, shapes.CLASSES[:num_classes])
+    return ImageSet(images, labels, shapes.CLASSES[:num_classes], info={"source": "shapes"})
 
 
-def load_split(data: dict, split: str) -> ImageSet:
-    """The `train` or `val` split described by a resolved params['data'] section."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
-    if data["source"] == "shapes":
-        num = data["num_train"] if split == "train" else data["num_val"]
-        # Different seeds per split: validation images are never training images.
-        seed = data["seed"] * 2 + (split == "val")
-        return _shapes(num, data["image_size"], data["num_classes"], seed,
-                       tuple(data["scale"]), data["max_shift"], data["noise"], data["texture"])
-    return _imagefolder(data["root"], split, data["image_size"])
+@functools.lru_cache(maxsize=4)
+def _torchvision(source, root, split, download, image_size):
+    images, labels, classes = torchvision_sets.load(source, root, split, download)
+    if images.shape[-1] != image_size:
+        from torchvision.transforms.v2.functional import resize
+        images = torch.cat([resize(images[i:i + 4096], [image_size, image_size], antialias=True)
+                            for i in range(0, len(images), 4096)])
+    return ImageSet(images, labels, classes, info={"source": source})
 
 
-def _imagefolder(root: str | None, split: str, size: int) -> ImageSet:
-    """root/<split>/<class>/<image>: decoded once, short side resized to `size`, centre-cropped."""
-    if root is None:
-        raise DataError("data.root is not set, but data.source is 'imagefolder'. Set data.root to "
-                        "a directory holding train/<class>/ and val/<class>/ image folders.")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DataError(f"data.root '{base}' does not exist or is not a directory. Set data.root "
-                        f"to a directory holding train/<class>/ and val/<class>/ image folders "
-                        f"(or use data.source: shapes, which needs no files).")
-    folder = base / split
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
-    if not classes:
-        raise DataError(f"data.root '{base}': no class folders under '{folder}'. Expected "
-                        f"{folder}/<class>/<image> files.")
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import center_crop, resize
-    images, labels, skipped = [], [], 0
-    for k, c in enumerate(classes):
-        files = sorted(f for f in (folder / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        for f in files:
-            try:
-                img = decode_image(str(f), mode=ImageReadMode.RGB)
-            except (RuntimeError, ValueError):
-                skipped += 1
-                continue
-            img = center_crop(resize(img, [size], antialias=True), [size, size])
-            images.append(img)
-            labels.append(k)
-    if not images:
-        raise DataError(f"data.root '{base}': no readable images under '{folder}' "
-                        f"({skipped} unreadable). Accepted: {', '.join(sorted(IMAGE_SUFFIXES))}.")
-    return ImageSet(torch.stack(images), torch.tensor(labels), tuple(classes))
+@functools.lru_cache(maxsize=4)
+def _cached(source, root, split, size, cache_dir, val_fraction, seed, workers) -> ImageSet:
+    base = layouts.find_root(source, root)
+    if source == "imagenet100":
+        listing = layouts.kaggle_imagenet100(base, split)
+    elif source == "imagenet":
+        listing = layouts.imagenet(base, split)
+    else:
+        listing = layouts.imagefolder(base, split, val_fraction, seed)
+    target = Path(cache_dir).expanduser() if cache_dir else cache.default_dir()
+    folder = cache.find(listing, source, size, target)
+    if folder is None:
+        folder = cache.build(listing, source, size, target, workers)
+    images, index = cache.load(folder)
+    info = {"source": source, "root": str(base), "cache": str(folder), "count": index["count"],
+            "skipped": index["skipped"], "notes": index["notes"], "groups": index["groups"],
+            "build_seconds": index["build_seconds"], "images_per_s": index["images_per_s"]}
+    return ImageSet(images, torch.tensor(index["labels"], dtype=torch.int64),
+                    tuple(index["classes"]), index["names"], info)
+
+
+def select_classes(data: ImageSet, choice) -> ImageSet:
+    """data.pretrain_classes: an int N (the first N classes), or a list of class ids and/or
+    Kaggle chunk folders such as 'train.X1' (every class of that folder)."""
+    if isinstance(choice, int):
+        if not 1 <= choice <= len(data.classes):
+            raise DataError(f"data.pretrain_classes={choice}, but the dataset has "
+                            f"{len(data.classes)} classes; use 1 to {len(data.classes)} or null.")
+        wanted = set(data.classes[:choice])
+    else:
+        items = [choice] if isinstance(choice, str) else list(choice)
+        groups = data.info.get("groups", {})
+        wanted, unknown = set(), []
+        for item in items:
+            in_group = {c for c, g in groups.items() if g == item}
+            if in_group:
+                wanted |= in_group
+            elif item in data.classes:
+                wanted.add(item)
+            else:
+                unknown.append(item)
+        if unknown:
+            folders = sorted(set(groups.values()))
+            raise DataError(
+                f"data.pretrain_classes names classes that are not there: {unknown[:10]}. Accepted: "
+                f"class ids of this dataset (e.g. {', '.join(data.classes[:3])})"
+                + (f" or the folders {', '.join(folders)}" if folders else "")
+                + ", an integer N (the first N classes), or null (all classes).")
+    keep = torch.tensor([c in wanted for c in data.classes])
+    rows = torch.nonzero(keep[data.labels.clamp_min(0)] & (data.labels >= 0)).flatten()
+    return data.take(rows)
