@@ -21,6 +21,7 @@ from tqdm import tqdm
 from . import runs
 from .augment import BatchAugment
 from .data import ImageSet, load_split
+from .data.feeder import Feeder
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
 from .errors import ParamsError
 from .models import build_model, count_params
@@ -45,6 +46,22 @@ def world() -> tuple[int, int]:
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
     return torch.randperm(n, generator=g)
+
+
+def batch_indices(n: int, seed: int, start_step: int, total_steps: int, steps_per_epoch: int,
+                  accum: int, batch: int, world_size: int, rank: int,
+                  device: torch.device | str = "cpu"):
+    """The image indices of every micro-batch of this process from `start_step` on: each epoch a
+    fresh permutation (a pure function of seed and epoch), cut into consecutive batches. The
+    permutation moves to `device` once per epoch, so steps copy nothing from the host."""
+    order, order_epoch = None, -1
+    for step in range(start_step, total_steps):
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        if epoch != order_epoch:
+            order, order_epoch = epoch_order(n, seed, epoch).to(device), epoch
+        for micro in range(accum):
+            first = (in_epoch * accum + micro) * batch * world_size
+            yield order[first + rank * batch: first + (rank + 1) * batch]
 
 
 def progress(total: int, initial: int, desc: str):
@@ -85,7 +102,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     rank, world_size = world()
     t = p["train"]
 
-    data = load_split(p["data"], "train")
+    data = load_split(p["data"], "pretrain")
     per_step = t["batch_size"] * t["accum_steps"] * world_size
     steps_per_epoch = len(data) // per_step
     if steps_per_epoch == 0:
@@ -116,7 +133,10 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
 
     augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
                            p["data"]["std"])
-    images = data.images.to(device, non_blocking=True)  # resident uint8: decoded once
+    feeder = Feeder(data.images, device, p["data"]["placement"])  # uint8, decoded once
+    batches = feeder.stream(batch_indices(len(data), p["seed"], step, total_steps,
+                                          steps_per_epoch, t["accum_steps"], t["batch_size"],
+                                          world_size, rank, feeder.index_device))
     warmup = int(round(t["warmup_epochs"] * steps_per_epoch))
     if rank == 0:
         log_steps = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
@@ -125,6 +145,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
         if not resume:
             runs.write_json(run / "env.json", runs.environment(device))
             runs.write_json(run / "model.json", describe(p, net))
+            runs.write_json(run / "data.json", data_summary(data))
 
     def checkpoint() -> None:
         if rank:
@@ -137,13 +158,11 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     model.train()
     loss_sum = torch.zeros((), device=device)
     epoch_loss = torch.zeros((), device=device)
-    steps_in_call, order_epoch = 0, -1
+    steps_in_call = 0
     bar = progress(total_steps, step, f"{p['method']} {p['name']}") if rank == 0 else None
     mark, mark_step, epoch_start = time.perf_counter(), step, time.perf_counter()
     while step < total_steps:
-        epoch, in_epoch = divmod(step, steps_per_epoch)
-        if in_epoch == 0 or order_epoch != epoch:
-            order, order_epoch = epoch_order(len(data), p["seed"], epoch).to(device), epoch
+        in_epoch = step % steps_per_epoch
         if in_epoch == 0:
             epoch_loss.zero_()
             epoch_start = time.perf_counter()
@@ -151,9 +170,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
         set_lr(opt, lr)
         step_loss = torch.zeros((), device=device)
         for micro in range(t["accum_steps"]):
-            first = (in_epoch * t["accum_steps"] + micro) * t["batch_size"] * world_size
-            idx = order[first + rank * t["batch_size"]: first + (rank + 1) * t["batch_size"]]
-            x = images[idx]
+            x = next(batches)
             g = [step_generator(p["seed"] + rank, step * t["accum_steps"] + micro, v, device)
                  for v in range(3)]
             with autocast(device, amp_dtype):
@@ -227,6 +244,15 @@ def check_finite(loss: float, step: int, lr: float, p: dict) -> None:
         f"non-finite loss ({loss}) at step {step} (lr {lr:.3g}, precision {p['precision']}). The "
         f"last good checkpoint is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), "
         f"a learning rate too high for the batch (lower train.base_lr or raise warmup_epochs).")
+
+
+def data_summary(data: ImageSet) -> dict:
+    """What pretraining saw, for the report: the classes (with names), counts, skipped files."""
+    info = {k: v for k, v in data.info.items() if k not in ("groups", "skipped")}
+    skipped = data.info.get("skipped", [])
+    return {**info, "images": len(data), "skipped_count": len(skipped),
+            "skipped": skipped[:50],
+            "classes": [{"id": c, "name": data.names.get(c, c)} for c in data.used_classes()]}
 
 
 def describe(p: dict, model: torch.nn.Module | None = None) -> dict:
