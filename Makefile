@@ -8,14 +8,16 @@ STAMP  := $(VENV)/.sslnb-installed
 PYTEST_ARGS ?=
 REPORT ?= demo
 FORCE  ?=
+DATA   ?=
 
 .PHONY: help venv test report bench clean-venv browser
 
 help:
 	@echo "make report   - run the study (params/report/\$$(REPORT).yaml) and render report/report.html"
-	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything"
+	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything,"
+	@echo "               DATA=/path sets data.root (e.g. REPORT=imagenet100 DATA=/kaggle/input/imagenet100)"
 	@echo "make test     - create .venv if needed, install sslnb, run the test suite"
-	@echo "make bench    - CPU benchmarks (augmentation, training loop overhead)"
+	@echo "make bench    - CPU benchmarks (augmentation, loop overhead, data feeding)"
 
 venv: $(STAMP)
 
@@ -34,7 +36,8 @@ browser:
 	  || echo "note: chromium not installed: no PDF, browser test skipped"; }
 
 report: $(STAMP) browser
-	$(PY) -m sslnb report --params params/report/$(REPORT).yaml $(if $(FORCE),--force,)
+	$(PY) -m sslnb report --params params/report/$(REPORT).yaml $(if $(FORCE),--force,) \
+	  $(if $(DATA),--set data.root=$(DATA),)
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -42,6 +45,8 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/augment_throughput.py
 	$(PY) bench/loop_overhead.py
+	$(PY) bench/data_throughput.py --method mae
+	$(PY) bench/data_throughput.py --method simclr
 
 clean-venv:
 	rm -rf $(VENV)

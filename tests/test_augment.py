@@ -69,3 +69,20 @@ def test_batch_augment_outputs_normalised_float_views():
     y = aug(batch(), torch.Generator().manual_seed(0))
     assert y.shape == (16, 3, 24, 24) and y.dtype == torch.float32
     assert y.min() >= -2.0 - 1e-6 and y.max() <= 2.0 + 1e-6
+
+
+def test_uint8_crop_path_cuts_the_same_boxes_as_the_batched_path():
+    """The CPU path (whole-pixel crops, antialiased uint8 resize) and the GPU path (grid_sample)
+    draw the same boxes from the same generator: on a smooth image they agree closely."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 96), indexing="ij")
+    smooth = torch.stack([xx, yy, (xx + yy) / 2]) * 255
+    x = smooth.round().to(torch.uint8).expand(16, -1, -1, -1).contiguous()
+    a = A.random_resized_crop_uint8(x, 32, (0.3, 1.0), g=torch.Generator().manual_seed(3))
+    b = A.random_resized_crop(x.float() / 255, 32, (0.3, 1.0), g=torch.Generator().manual_seed(3))
+    assert a.dtype == torch.uint8 and a.shape == (16, 3, 32, 32)
+    assert (a.float() / 255 - b).abs().mean() < 0.02  # interpolation and whole-pixel rounding
+    other = A.random_resized_crop(x.float() / 255, 32, (0.3, 1.0),
+                                  g=torch.Generator().manual_seed(4))
+    assert (a.float() / 255 - other).abs().mean() > 0.05  # other boxes: visibly different
+    same = A.random_resized_crop_uint8(x, 96, (1, 1), (1, 1), flip_p=1.0)
+    assert torch.equal(same, x.flip(3))
