@@ -10,6 +10,19 @@ from .errors import RunError
 
 METHOD_NAMES = {"mae": "MAE", "simclr": "SimCLR"}
 
+# Published linear-probe top-1 (%) that a run of the same data, method and encoder is read against
+# (sources in ../shared/reference.md); cited in the observations only when such a run is present.
+ANCHORS = [
+    ("imagenet100", "mae", "vit_small_patch16_224", 33.7,
+     "the study we reproduce (25-class pretraining, 100-class probe)"),
+    ("imagenet100", "mae", "vit_base_patch16_224", 34.0,
+     "the study we reproduce (25-class pretraining, 100-class probe)"),
+    ("imagenet100", "simclr", "resnet50", 45.7,
+     "the study we reproduce (25-class pretraining, 100-class probe)"),
+    ("cifar10", "simclr", "resnet18", 90.7, "solo-learn, 1000 epochs"),
+    ("stl10", "simclr", "resnet18", 74.5, "sthalles/SimCLR, 100 epochs"),
+]
+
 
 def _need(path: Path) -> Path:
     if not path.is_file():
@@ -33,6 +46,7 @@ def collect(run_dirs: list[Path | str]) -> list[dict]:
         pre, rnd = e["pretrained"], e["random_init"]
         rows.append({
             "run": run.name, "model": METHOD_NAMES[p["method"]], "method": p["method"],
+            "source": p["data"]["source"], "encoder": p["model"]["encoder"],
             "architecture": p["model"]["encoder"] + (f" /{p['model']['patch_size']}"
                                                      if p["method"] == "mae" else
                                                      f" ({p['model']['stem']} stem)"),
@@ -84,6 +98,11 @@ def observations(rows: list[dict]) -> list[str]:
                        f"{r['random_finetune_top1']:.1f}% from random init ({ft:+.1f} points), "
                        f"compared with {gap:+.1f} points under the linear probe.")
         out.append(f"{r['model']} probe train/val gap: {r['train_top1'] - r['val_top1']:.1f} points.")
+        for source, method, encoder, value, where in ANCHORS:
+            if (r["source"], r["method"], r["encoder"]) == (source, method, encoder):
+                out.append(f"Published anchor for {r['model']} {encoder} on {source}: {value:.1f}% "
+                           f"({where}); this run {r['val_top1']:.1f}% "
+                           f"({r['val_top1'] - value:+.1f} points, {r['epochs']} epochs).")
     if len(rows) >= 2:
         best = max(rows, key=lambda r: r["val_top1"])
         fastest = max(rows, key=lambda r: r["images_per_s"])

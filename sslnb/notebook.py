@@ -100,3 +100,22 @@ def show_eval(result: dict) -> None:
     keys = [k for k in result["pretrained"]]
     rows = [(k, _fmt(result["pretrained"][k]), _fmt(result["random_init"].get(k))) for k in keys]
     _show(_table(rows, ("metric", "pretrained", "random init")))
+
+
+def show_data(run_dir: Path | str) -> None:
+    """Which data pretraining saw: source, counts, skipped files, class list (with names)."""
+    path = Path(run_dir) / "data.json"
+    if not path.is_file():
+        _show("<p>(no data.json: this run predates it)</p>")
+        return
+    d = json.loads(path.read_text())
+    rows = [("source", d.get("source")), ("root", d.get("root", "(generated)")),
+            ("pretraining images", d["images"]), ("pretraining classes", len(d["classes"])),
+            ("unreadable files skipped", d.get("skipped_count", 0))]
+    rows += [("note", n) for n in d.get("notes", [])]
+    _show(_table(rows, ("", "")))
+    if d.get("skipped"):
+        _show(_table([(s["file"], s["reason"]) for s in d["skipped"]], ("skipped file", "reason")))
+    names = ", ".join(f"{c['name']} ({c['id']})" if c["name"] != c["id"] else c["id"]
+                      for c in d["classes"])
+    _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")

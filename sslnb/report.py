@@ -16,6 +16,7 @@ so a failing notebook leaves the previous report in place.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ import yaml
 
 from .errors import ParamsError, SslnbError
 from .notebook import env_overrides
-from .params import resolve
+from .params import resolve, yaml_error
 from .runs import run_dir_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def load(path: str | Path) -> dict:
     try:
         r = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: malformed YAML: {e}.") from None
+        raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}.") from None
     for key, value in r.items():
         if key not in REPORT_KEYS:
             close = difflib.get_close_matches(key, REPORT_KEYS, n=1)
@@ -105,10 +106,26 @@ def _execute(nb: str, out: Path, parameters: dict, kernel: str) -> None:
 
 
 def build(report_params: str | Path, force: bool = False, report_dir: str | Path = ROOT / "report",
-          graphs_dir: str | Path = ROOT / "graphs", pdf: bool = True) -> Path:
-    """Execute every notebook for every run, then the comparison; return the HTML report path."""
+          graphs_dir: str | Path = ROOT / "graphs", pdf: bool = True,
+          overrides: dict | None = None) -> Path:
+    """Execute every notebook for every run, then the comparison; return the HTML report path.
+
+    overrides: dotted keys applied to every run (`make report DATA=/path` sets data.root); they
+    reach the notebooks' kernels through SSLNB_OVERRIDES."""
+    saved = os.environ.get("SSLNB_OVERRIDES")
+    if overrides:
+        os.environ["SSLNB_OVERRIDES"] = json.dumps({**env_overrides(), **overrides})
+    try:
+        return _build(report_params, force, Path(report_dir), Path(graphs_dir), pdf)
+    finally:
+        if saved is None:
+            os.environ.pop("SSLNB_OVERRIDES", None)
+        else:
+            os.environ["SSLNB_OVERRIDES"] = saved
+
+
+def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: bool) -> Path:
     spec = load(report_params)
-    report_dir, graphs_dir = Path(report_dir), Path(graphs_dir)
     staging = report_dir.parent / f".{report_dir.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "executed").mkdir(parents=True)
