@@ -1,4 +1,4 @@
-"""Command line: python -m sslnb {pretrain,evaluate,info} ...  (also under torchrun)."""
+"""Command line: python -m sslnb {pretrain,evaluate,report,export,info} ...  (also under torchrun)."""
 from __future__ import annotations
 
 import argparse
@@ -30,8 +30,13 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="run the notebooks with papermill and render report/")
     sp.add_argument("--params", required=True, help="a report params file, e.g. params/report/demo.yaml")
     sp.add_argument("--force", action="store_true", help="rerun everything, reuse nothing")
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a param of every run, e.g. --set data.root=/data/imagenet100")
     sp.add_argument("--report-dir", default=None)
     sp.add_argument("--graphs-dir", default=None)
+    sp = sub.add_parser("export", help="write a run's encoder as a plain timm/torchvision state dict")
+    sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
+    sp.add_argument("--out", required=True, help="the .pt file to write (FILE.json says how to load it)")
     sp = sub.add_parser("info", help="print the sizes of a configuration as JSON")
     _params_args(sp)
     return ap
@@ -56,8 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             kw = {k: v for k, v in (("report_dir", args.report_dir),
                                     ("graphs_dir", args.graphs_dir)) if v}
-            html = report.build(args.params, args.force, **kw)
+            from .params import parse_override
+            overrides = dict(parse_override(o) for o in args.overrides)
+            html = report.build(args.params, args.force, overrides=overrides, **kw)
             print(f"[report] {html} built in {time.perf_counter() - start:.0f} s")
+        elif args.command == "export":
+            from .export import export
+            out = export(args.run, args.out)
+            print(json.loads(out.with_name(out.name + ".json").read_text())["load"])
         elif args.command == "info":
             from .params import resolve
             from .train import describe

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -65,7 +66,7 @@ POSITIVE_INTS = {
     "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val", "model.patch_size", "model.depth",
     "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
     "simclr.proj_dim", "train.epochs", "train.batch_size", "train.accum_steps", "train.log_every",
-    "train.checkpoint_every", "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
+    "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
     "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
 }
 # Keys whose default is null, with the type they take when set.
@@ -74,6 +75,15 @@ NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_si
             "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
 PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
+
+
+def yaml_error(e: Exception) -> str:
+    """PyYAML's multi-line error as one phrase: what is wrong, and where."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = " ".join(str(getattr(e, "problem", None) or e).split())
+    context = getattr(e, "context", None)
+    return f"{' '.join(context.split()) + ': ' if context else ''}{what}{where}"
 
 
 def load_defaults() -> dict:
@@ -132,12 +142,25 @@ def parse_override(item: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw != "" else None
     except yaml.YAMLError as e:
-        raise ParamsError(f"--set '{item}': the value is not valid YAML ({e}).") from None
+        raise ParamsError(f"--set '{item}': the value is not valid YAML ({yaml_error(e)}).") from None
     return key.strip(), value
 
 
 def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
+
+
+def checkpoint_interval(value) -> tuple[str, float]:
+    """train.checkpoint_every: '10min', '500steps', '1epoch' (or an integer: epochs)."""
+    if isinstance(value, int):
+        return "epochs", value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(min|steps?|epochs?)\s*", str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise ParamsError(f"key 'train.checkpoint_every' is {value!r}; accepted: a positive number "
+                          f"with a unit, e.g. 10min, 500steps, 1epoch (or an integer of epochs).")
+    unit = {"min": "min", "step": "steps", "steps": "steps", "epoch": "epochs",
+            "epochs": "epochs"}[m.group(2)]
+    return unit, float(m.group(1))
 
 
 def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
@@ -152,6 +175,17 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                 f"Fix it in {src} or override it with --set {key}=VALUE."
             )
 
+        if key == "train.checkpoint_every":
+            try:
+                checkpoint_interval(value)
+            except ParamsError:
+                fail("a positive number with a unit: 10min, 500steps, 1epoch (or an integer of "
+                     "epochs)")
+            continue
+        if key == "resume":
+            if value not in (False, True, "auto"):
+                fail("false, true or auto (continue from the run's checkpoint when there is one)")
+            continue
         if key == "data.pretrain_classes":
             ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)
                                     and value >= 1) or isinstance(value, str)
@@ -239,7 +273,7 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
-            raise ParamsError(f"{path}: malformed YAML: {e}. Fix the syntax "
+            raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}. Fix the syntax "
                               f"(indent with spaces, 'key: value' pairs).") from None
         if not isinstance(loaded, Mapping):
             raise ParamsError(f"{path}: expected a mapping of keys to values at the top level, "

@@ -75,7 +75,7 @@ def finished_same_run(p: dict) -> Path | None:
         saved = yaml.safe_load((run / "params.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    strip = lambda d: {k: v for k, v in d.items() if k != "eval"}  # noqa: E731
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("eval", "resume")}  # noqa: E731
     ok = strip(saved) == strip(p) and summary.get("code_version") == code_version() and \
         (run / "checkpoints" / "last.pt").is_file()
     if ok and saved.get("eval") != p["eval"]:
@@ -103,10 +103,12 @@ def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
     run = run_dir_of(p)
     ckpt = run / "checkpoints" / "last.pt"
     if resume:
-        if not ckpt.is_file():
+        if not ckpt.is_file() and not ckpt.with_name("prev.pt").is_file():
             raise RunError(f"--resume: no checkpoint at '{ckpt}'. Start the run without --resume, "
                            f"or check the run name (params key 'name') and out_dir.")
         _check_same_run(run, p)
+        for stale in (run / "checkpoints").glob(".*.tmp"):  # writes cut short by a kill
+            stale.unlink(missing_ok=True)
         return run
     if run.exists() and any(run.iterdir()):
         if not overwrite:
@@ -120,19 +122,34 @@ def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
     return run
 
 
-def _check_same_run(run: Path, p: dict) -> None:
+def auto_resume(p: dict) -> tuple[bool, bool]:
+    """resume: auto -> (resume, overwrite): continue from a checkpoint when there is one; restart
+    a run of the same params that was killed before its first checkpoint; else neither (and
+    `prepare` refuses to touch another run's directory)."""
+    run = run_dir_of(p)
+    if (run / "checkpoints" / "last.pt").is_file() or (run / "checkpoints" / "prev.pt").is_file():
+        return True, False
+    try:
+        _check_same_run(run, p, save=False)
+    except (RunError, OSError, ValueError):
+        return False, False
+    return False, True
+
+
+def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
     """A resumed run may extend its epochs, nothing else: other changes would mix two runs."""
     import yaml
     old = params_mod._flatten(yaml.safe_load((run / "params.yaml").read_text()))
     new = params_mod._flatten(p)
     diff = sorted(k for k in set(old) | set(new)
-                  if old.get(k) != new.get(k) and k not in ("train.epochs",))
+                  if old.get(k) != new.get(k) and k not in ("train.epochs", "resume"))
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
         raise RunError(f"--resume: the params differ from those of the run in '{run}' ({shown}). "
                        f"Resume with the same params (only train.epochs may grow), or start a new "
                        f"run under another name.")
-    params_mod.save(p, run / "params.yaml")
+    if save:
+        params_mod.save(p, run / "params.yaml")
 
 
 def write_json(path: Path, obj) -> None:
@@ -153,12 +170,71 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict, keep_previous: bool = False) -> None:
     """torch.save to a temporary file in the same directory, fsync, rename: a kill at any moment
-    leaves either the previous checkpoint or the new one, never a torn file."""
+    leaves either the previous checkpoint or the new one, never a torn file. keep_previous: the
+    replaced file stays as prev.pt, a second good checkpoint to fall back on."""
     buf = io.BytesIO()
     torch.save(state, buf)
+    if keep_previous and path.is_file():
+        os.replace(path, path.with_name("prev.pt"))  # a kill right here leaves prev.pt: resumable
     atomic_write_bytes(path, buf.getvalue())
+
+
+def latest_checkpoint(run: Path, map_location="cpu") -> tuple[Path, dict]:
+    """The newest checkpoint of a run that loads (last.pt, else prev.pt)."""
+    errors = []
+    for name in ("last.pt", "prev.pt"):
+        path = run / "checkpoints" / name
+        if path.is_file():
+            try:
+                return path, load_checkpoint(path, map_location)
+            except RunError as e:
+                errors.append(str(e))
+    raise RunError(f"no loadable checkpoint in '{run / 'checkpoints'}'"
+                   + (f" ({'; '.join(errors)})" if errors else "") + ". Start the run without "
+                   "--resume (or with --overwrite), or check the run name and out_dir.")
+
+
+def rng_states() -> dict:
+    """Python, NumPy, torch and CUDA generator states, as tensors and plain lists (loadable with
+    weights_only). sslnb draws its own randomness from per-step generators; these keep any other
+    code that uses the global generators on the same path after a resume."""
+    import random
+
+    import numpy as np
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(state: dict) -> None:
+    import random
+
+    import numpy as np
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_writable(out_dir: Path) -> None:
+    """Before any work: the nearest existing folder of out_dir must be a writable directory."""
+    probe = Path(out_dir).resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        what = "is a file, not a directory" if not probe.is_dir() else "is not writable"
+        raise RunError(f"out_dir '{out_dir}' cannot be written: '{probe}' {what}. Set out_dir "
+                       f"(params key 'out_dir' or --set out_dir=...) to a writable directory; "
+                       f"on Kaggle, under /kaggle/working.")
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -181,7 +257,7 @@ class JsonlLog:
         self.path = path
         if keep_until_step is not None and path.exists():
             kept = [ln for ln in path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)[key] <= keep_until_step]
+                    if _parse(ln) is not None and _parse(ln)[key] <= keep_until_step]
             atomic_write_bytes(path, "".join(ln + "\n" for ln in kept).encode())
 
     def write(self, record: dict) -> None:
@@ -189,7 +265,15 @@ class JsonlLog:
             f.write(json.dumps(record) + "\n")
 
 
+def _parse(line: str) -> dict | None:
+    """A metrics line, or None for a blank or torn one (a kill in the middle of a write)."""
+    try:
+        return json.loads(line) if line.strip() else None
+    except ValueError:
+        return None
+
+
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return [r for r in map(_parse, path.read_text().splitlines()) if r is not None]

@@ -26,7 +26,7 @@ from .device import device_name, peak_memory_mb, resolve_device, resolve_precisi
 from .errors import ParamsError
 from .models import build_model, count_params
 from .optim import build_optimizer, set_lr, warmup_cosine
-from .params import resolve
+from .params import checkpoint_interval, resolve
 
 
 def step_generator(seed: int, step: int, view: int, device: torch.device) -> torch.Generator:
@@ -91,6 +91,8 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     time-boxed sessions and tests); `resume=True` continues from the run's last checkpoint.
     """
     p = params if isinstance(params, dict) and overrides is None else resolve(params, overrides)
+    if p["resume"] == "auto" and not overwrite and not resume:
+        resume, overwrite = runs.auto_resume(p)
     if reuse:
         done = runs.finished_same_run(p)
         if done is not None:
@@ -101,6 +103,8 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
     rank, world_size = world()
     t = p["train"]
+    every_kind, every_n = checkpoint_interval(t["checkpoint_every"])
+    runs.check_writable(p["out_dir"])  # before the expensive work, and before writing anything
 
     data = load_split(p["data"], "pretrain")
     per_step = t["batch_size"] * t["accum_steps"] * world_size
@@ -123,11 +127,18 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step = 0
     if resume:
-        state = runs.load_checkpoint(run / "checkpoints" / "last.pt", map_location=device)
+        path, state = runs.latest_checkpoint(run, map_location=device)
+        if (state.get("method"), state.get("encoder")) != (p["method"], p["model"]["encoder"]):
+            raise runs.RunError(
+                f"--resume: checkpoint '{path}' was made by {state.get('method')}/"
+                f"{state.get('encoder')}, but the params say {p['method']}/"
+                f"{p['model']['encoder']}. Resume with the run's own params, or start a new run.")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step = state["step"]
+        if "rng" in state:
+            runs.set_rng_states(state["rng"])
     model = torch.nn.parallel.DistributedDataParallel(net) if world_size > 1 else net
     forward = torch.compile(model) if t["compile"] else model
 
@@ -147,79 +158,99 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             runs.write_json(run / "model.json", describe(p, net))
             runs.write_json(run / "data.json", data_summary(data))
 
+    finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss, no host sync
+
     def checkpoint() -> None:
+        nonlocal last_save
+        if not bool(finite):  # one sync per checkpoint: never save weights past a NaN
+            raise non_finite_error(step, lr, p, last_good=step_saved)
+        last_save = time.monotonic()
         if rank:
             return
         runs.save_checkpoint(run / "checkpoints" / "last.pt", {
             "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
-            "method": p["method"], "encoder": p["model"]["encoder"]})
+            "method": p["method"], "encoder": p["model"]["encoder"], "rng": runs.rng_states(),
+            "params": runs.params_mod._flatten(p)}, keep_previous=True)
+        step_saved[0] = step
 
     model.train()
     loss_sum = torch.zeros((), device=device)
     epoch_loss = torch.zeros((), device=device)
     steps_in_call = 0
+    last_save, step_saved = time.monotonic(), [step]
     bar = progress(total_steps, step, f"{p['method']} {p['name']}") if rank == 0 else None
     mark, mark_step, epoch_start = time.perf_counter(), step, time.perf_counter()
-    while step < total_steps:
-        in_epoch = step % steps_per_epoch
-        if in_epoch == 0:
-            epoch_loss.zero_()
-            epoch_start = time.perf_counter()
-        lr = warmup_cosine(step, total_steps, warmup, lr_peak, t["min_lr"])
-        set_lr(opt, lr)
-        step_loss = torch.zeros((), device=device)
-        for micro in range(t["accum_steps"]):
-            x = next(batches)
-            g = [step_generator(p["seed"] + rank, step * t["accum_steps"] + micro, v, device)
-                 for v in range(3)]
-            with autocast(device, amp_dtype):
-                if p["method"] == "mae":
-                    loss = forward(augment(x, g[0]), g[1])[0]
-                else:
-                    v1, v2 = augment(x, g[0]), augment(x, g[1])
-                    if t["channels_last"]:
-                        v1 = v1.contiguous(memory_format=torch.channels_last)
-                        v2 = v2.contiguous(memory_format=torch.channels_last)
-                    loss = forward(v1, v2)[0]
-            scaler.scale(loss / t["accum_steps"]).backward()
-            step_loss += loss.detach() / t["accum_steps"]
-        if t["grad_clip"] is not None:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        steps_in_call += 1
-        loss_sum += step_loss
-        epoch_loss += step_loss
-        if rank == 0:
-            bar.update(1)
-        if step % t["log_every"] == 0 or step == total_steps:
-            mean_loss = loss_sum.item() / (step - mark_step)  # the one host sync, every N steps
-            now = time.perf_counter()
-            ips = (step - mark_step) * per_step / (now - mark)
-            check_finite(mean_loss, step, lr, p)
+    try:
+        while step < total_steps:
+            in_epoch = step % steps_per_epoch
+            if in_epoch == 0:
+                epoch_loss.zero_()
+                epoch_start = time.perf_counter()
+            lr = warmup_cosine(step, total_steps, warmup, lr_peak, t["min_lr"])
+            set_lr(opt, lr)
+            step_loss = torch.zeros((), device=device)
+            try:
+                for micro in range(t["accum_steps"]):
+                    x = next(batches)
+                    g = [step_generator(p["seed"] + rank, step * t["accum_steps"] + micro, v, device)
+                         for v in range(3)]
+                    with autocast(device, amp_dtype):
+                        if p["method"] == "mae":
+                            loss = forward(augment(x, g[0]), g[1])[0]
+                        else:
+                            v1, v2 = augment(x, g[0]), augment(x, g[1])
+                            if t["channels_last"]:
+                                v1 = v1.contiguous(memory_format=torch.channels_last)
+                                v2 = v2.contiguous(memory_format=torch.channels_last)
+                            loss = forward(v1, v2)[0]
+                    scaler.scale(loss / t["accum_steps"]).backward()
+                    step_loss += loss.detach() / t["accum_steps"]
+            except torch.OutOfMemoryError:
+                raise out_of_memory_error(p, device, world_size) from None
+            if t["grad_clip"] is not None:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            steps_in_call += 1
+            loss_sum += step_loss
+            finite &= torch.isfinite(step_loss)
+            epoch_loss += step_loss
             if rank == 0:
-                log_steps.write({"step": step, "epoch": step / steps_per_epoch, "loss": mean_loss,
-                                 "lr": lr, "images_per_s": ips})
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}")
-            loss_sum.zero_()
-            mark, mark_step = now, step
-        if step % steps_per_epoch == 0:
-            seconds = time.perf_counter() - epoch_start
-            if rank == 0:
-                log_epochs.write({
-                    "epoch": step // steps_per_epoch, "step": step,
-                    "loss": epoch_loss.item() / steps_per_epoch, "epoch_time_s": seconds,
-                    "images_per_s": steps_per_epoch * per_step / seconds,
-                    "peak_mem_mb": peak_memory_mb(device)})
-            if (step // steps_per_epoch) % t["checkpoint_every"] == 0 or step == total_steps:
+                bar.update(1)
+            if step % t["log_every"] == 0 or step == total_steps:
+                mean_loss = loss_sum.item() / (step - mark_step)  # the one host sync, every N steps
+                now = time.perf_counter()
+                ips = (step - mark_step) * per_step / (now - mark)
+                if not math.isfinite(mean_loss):
+                    raise non_finite_error(step, lr, p, last_good=step_saved[0], loss=mean_loss)
+                if rank == 0:
+                    log_steps.write({"step": step, "epoch": step / steps_per_epoch, "loss": mean_loss,
+                                     "lr": lr, "images_per_s": ips})
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}")
+                loss_sum.zero_()
+                mark, mark_step = now, step
+            if step % steps_per_epoch == 0:
+                seconds = time.perf_counter() - epoch_start
+                if rank == 0:
+                    log_epochs.write({
+                        "epoch": step // steps_per_epoch, "step": step,
+                        "loss": epoch_loss.item() / steps_per_epoch, "epoch_time_s": seconds,
+                        "images_per_s": steps_per_epoch * per_step / seconds,
+                        "peak_mem_mb": peak_memory_mb(device)})
+            if checkpoint_due(every_kind, every_n, step, steps_per_epoch, last_save) \
+                    or step == total_steps:
                 checkpoint()
-        if stop_after_steps is not None and steps_in_call >= stop_after_steps and step < total_steps:
-            checkpoint()
-            break
+            if stop_after_steps is not None and steps_in_call >= stop_after_steps and step < total_steps:
+                checkpoint()
+                break
+    except BaseException:
+        if bar is not None:
+            bar.close()  # an error message then starts on its own line
+        raise
     if bar is not None:
         bar.close()
     if rank == 0 and step == total_steps:
@@ -236,14 +267,41 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     return run
 
 
-def check_finite(loss: float, step: int, lr: float, p: dict) -> None:
-    if math.isfinite(loss):
-        return
+def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_save: float) -> bool:
+    if kind == "steps":
+        return step % int(n) == 0
+    if kind == "epochs":
+        return step % steps_per_epoch == 0 and (step // steps_per_epoch) % int(n) == 0
+    return time.monotonic() - last_save >= n * 60
+
+
+def non_finite_error(step: int, lr: float, p: dict, last_good, loss: float | None = None):
     from .errors import RunError
-    raise RunError(
-        f"non-finite loss ({loss}) at step {step} (lr {lr:.3g}, precision {p['precision']}). The "
-        f"last good checkpoint is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), "
-        f"a learning rate too high for the batch (lower train.base_lr or raise warmup_epochs).")
+    last = last_good[0] if isinstance(last_good, list) else last_good
+    return RunError(
+        f"non-finite loss{f' ({loss})' if loss is not None else ''} by step {step} (lr {lr:.3g}, "
+        f"precision {p['precision']}); the run stopped and its last good checkpoint (step {last}) "
+        f"is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), a learning rate too "
+        f"high for the batch (lower train.base_lr, raise train.warmup_epochs, set "
+        f"train.grad_clip: 1.0), then start the run again (--overwrite) or under another name.")
+
+
+def out_of_memory_error(p: dict, device: torch.device, world_size: int):
+    from .errors import RunError
+    t = p["train"]
+    seen = peak_memory_mb(device)
+    total = (torch.cuda.get_device_properties(device).total_memory / 2**20
+             if device.type == "cuda" else None)
+    fit_batch = max(1, t["batch_size"] // 2)
+    fit_accum = t["accum_steps"] * t["batch_size"] // fit_batch
+    return RunError(
+        f"out of memory on {device_name(device)} with train.batch_size={t['batch_size']} per "
+        f"process (accum_steps={t['accum_steps']}, {world_size} process(es)); peak memory seen "
+        f"{seen if seen is not None else '?'} MB" + (f" of {total:.0f} MB" if total else "") +
+        f". The same effective batch with half the memory: --set train.batch_size={fit_batch} "
+        f"--set train.accum_steps={fit_accum} (the lr follows the effective batch, so results "
+        f"stay comparable); or use precision: bf16, or a smaller model. Checkpoints are kept; "
+        f"resume with --resume.")
 
 
 def data_summary(data: ImageSet) -> dict:

@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT
-from sslnb.data import cache, example_trees, layouts, load_split, _cached
+from sslnb.data import _cached, _listing, cache, example_trees, layouts, load_split
 from sslnb.errors import DataError
 from sslnb.params import resolve
 
@@ -29,9 +29,14 @@ def kaggle_tree(tmp_path_factory):
 
 @pytest.fixture
 def fresh():
-    _cached.cache_clear()  # the in-process memo; the on-disk cache is what these tests watch
+    clear()  # the in-process memo; the on-disk cache is what these tests watch
     yield
+    clear()
+
+
+def clear():
     _cached.cache_clear()
+    _listing.cache_clear()
 
 
 def test_kaggle_layout_builds_cache_and_counts_bad_files(kaggle_tree, tmp_path, fresh):
@@ -95,14 +100,14 @@ def test_cache_is_reused_and_a_changed_param_or_file_makes_a_new_one(kaggle_tree
     load_split(d, "val")
     (folder,) = (tmp_path / "c").glob("imagenet100-val-*")
     before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.iterdir()}
-    _cached.cache_clear()
+    clear()
     again = load_split(d, "val")
     assert {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.iterdir()} == before
     assert len(again) == 16
-    _cached.cache_clear()
+    clear()
     load_split({**d, "cache_size": 40}, "val")  # another size: another cache
     assert len(list((tmp_path / "c").glob("imagenet100-val-*"))) == 2
-    _cached.cache_clear()
+    clear()
     src = next((tree / "val.X").iterdir())
     shutil.copy(next(src.iterdir()), src / "added.JPEG")  # the dataset changed: not stale
     assert len(load_split(d, "val")) == 17
@@ -119,7 +124,7 @@ def test_full_imagenet_layout_is_filtered_to_the_standard_100(tmp_path, fresh):
     assert train.classes == tuple(sorted(layouts.cmc_classes())) and len(train) == 100
     assert not any(c.startswith("n9999999") for c in train.used_classes())
     shutil.rmtree(root / "val" / train.classes[7])
-    _cached.cache_clear()
+    clear()
     with pytest.raises(DataError, match=f"1 of the 100 ImageNet-100 classes are missing.*{train.classes[7]}"):
         load_split(d, "val")
 

@@ -61,9 +61,13 @@ def load_split(data: dict, split: str) -> ImageSet:
     elif src in torchvision_sets.SOURCES:
         out = _torchvision(src, data["root"], split, data["download"], data["image_size"])
     else:
+        part = "val" if split == "val" else "train"
+        if split == "pretrain" and data["pretrain_classes"] is not None:  # before decoding
+            listing = _listing(src, data["root"], part, data["val_fraction"], data["seed"])
+            check_classes(data["pretrain_classes"], listing.classes, listing.groups)
         size = data["cache_size"] or data["image_size"]
-        out = _cached(src, data["root"], "val" if split == "val" else "train", size,
-                      data["cache_dir"], data["val_fraction"], data["seed"], data["decode_workers"])
+        out = _cached(src, data["root"], part, size, data["cache_dir"], data["val_fraction"],
+                      data["seed"], data["decode_workers"])
     if split == "pretrain" and data["pretrain_classes"] is not None:
         out = select_classes(out, data["pretrain_classes"])
     return out
@@ -86,15 +90,20 @@ def _torchvision(source, root, split, download, image_size):
     return ImageSet(images, labels, classes, info={"source": source})
 
 
-@functools.lru_cache(maxsize=4)
-def _cached(source, root, split, size, cache_dir, val_fraction, seed, workers) -> ImageSet:
+@functools.lru_cache(maxsize=8)
+def _listing(source, root, split, val_fraction, seed) -> layouts.Listing:
     base = layouts.find_root(source, root)
     if source == "imagenet100":
-        listing = layouts.kaggle_imagenet100(base, split)
-    elif source == "imagenet":
-        listing = layouts.imagenet(base, split)
-    else:
-        listing = layouts.imagefolder(base, split, val_fraction, seed)
+        return layouts.kaggle_imagenet100(base, split)
+    if source == "imagenet":
+        return layouts.imagenet(base, split)
+    return layouts.imagefolder(base, split, val_fraction, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(source, root, split, size, cache_dir, val_fraction, seed, workers) -> ImageSet:
+    listing = _listing(source, root, split, val_fraction, seed)
+    base = listing.root
     target = Path(cache_dir).expanduser() if cache_dir else cache.default_dir()
     folder = cache.find(listing, source, size, target)
     if folder is None:
@@ -107,23 +116,22 @@ def _cached(source, root, split, size, cache_dir, val_fraction, seed, workers) -
                     tuple(index["classes"]), index["names"], info)
 
 
-def select_classes(data: ImageSet, choice) -> ImageSet:
-    """data.pretrain_classes: an int N (the first N classes), or a list of class ids and/or
-    Kaggle chunk folders such as 'train.X1' (every class of that folder)."""
+def check_classes(choice, classes, groups: dict) -> set[str]:
+    """The class ids data.pretrain_classes names: an int N (the first N classes), or a list of
+    class ids and/or Kaggle chunk folders such as 'train.X1' (every class of that folder)."""
     if isinstance(choice, int):
-        if not 1 <= choice <= len(data.classes):
+        if not 1 <= choice <= len(classes):
             raise DataError(f"data.pretrain_classes={choice}, but the dataset has "
-                            f"{len(data.classes)} classes; use 1 to {len(data.classes)} or null.")
-        wanted = set(data.classes[:choice])
+                            f"{len(classes)} classes; use 1 to {len(classes)} or null.")
+        return set(classes[:choice])
     else:
         items = [choice] if isinstance(choice, str) else list(choice)
-        groups = data.info.get("groups", {})
         wanted, unknown = set(), []
         for item in items:
             in_group = {c for c, g in groups.items() if g == item}
             if in_group:
                 wanted |= in_group
-            elif item in data.classes:
+            elif item in classes:
                 wanted.add(item)
             else:
                 unknown.append(item)
@@ -131,9 +139,15 @@ def select_classes(data: ImageSet, choice) -> ImageSet:
             folders = sorted(set(groups.values()))
             raise DataError(
                 f"data.pretrain_classes names classes that are not there: {unknown[:10]}. Accepted: "
-                f"class ids of this dataset (e.g. {', '.join(data.classes[:3])})"
+                f"class ids of this dataset (e.g. {', '.join(classes[:3])})"
                 + (f" or the folders {', '.join(folders)}" if folders else "")
                 + ", an integer N (the first N classes), or null (all classes).")
+        return wanted
+
+
+def select_classes(data: ImageSet, choice) -> ImageSet:
+    """The rows of the classes that data.pretrain_classes names (see check_classes)."""
+    wanted = check_classes(choice, data.classes, data.info.get("groups", {}))
     keep = torch.tensor([c in wanted for c in data.classes])
     rows = torch.nonzero(keep[data.labels.clamp_min(0)] & (data.labels >= 0)).flatten()
     return data.take(rows)
