@@ -17,7 +17,7 @@ help:
 	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything,"
 	@echo "               DATA=/path sets data.root (e.g. REPORT=imagenet100 DATA=/kaggle/input/imagenet100)"
 	@echo "make test     - create .venv if needed, install sslnb, run the test suite"
-	@echo "make bench    - CPU benchmarks (augmentation, loop overhead, data feeding)"
+	@echo "make bench    - benchmarks into logs/bench/ (GPU: bench/gpu_check.sh; CPU: bench/*.py + step bench)"
 
 venv: $(STAMP)
 
@@ -42,11 +42,16 @@ report: $(STAMP) browser
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# On a GPU: bench/gpu_check.sh (the study's three configurations, MFU, the demo on the GPU);
+# on a CPU: the bench/ scripts and the training-step bench of the two demo runs.
 bench: $(STAMP)
-	$(PY) bench/augment_throughput.py
-	$(PY) bench/loop_overhead.py
-	$(PY) bench/data_throughput.py --method mae
-	$(PY) bench/data_throughput.py --method simclr
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  PY=$(PY) bash bench/gpu_check.sh; \
+	else \
+	  $(PY) -m sslnb bench && \
+	  $(PY) -m sslnb bench --params params/demo/mae_vit_tiny.yaml && \
+	  $(PY) -m sslnb bench --params params/demo/simclr_resnet18.yaml; \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -110,3 +110,67 @@ def observations(rows: list[dict]) -> list[str]:
                    f"pretraining: {fastest['model']} ({fastest['images_per_s']:.0f} images/s on "
                    f"{fastest['device']}).")
     return out
+
+
+# The study's throughput: ~3, ~4.5 and ~12 minutes per epoch of ~32,500 images (reference.md).
+STUDY_SPEED = {"vit_small_patch16_224": 180.0, "vit_base_patch16_224": 120.0, "resnet50": 45.0}
+
+
+def _step_row(r: dict, source: str) -> dict:
+    study = STUDY_SPEED.get(r["encoder"]) if r["image_size"] == 224 else None
+    ips = r["images_per_s"]["with_augmentation"]
+    return {"file": source, "device": r["device"], "what": (
+        f"train step {r['encoder']} {r['image_size']}px batch {r['batch_size']} "
+        f"({r['precision']}{', compiled' if r.get('compile') else ''})"),
+            "images/s": round(ips, 1),
+            "figure": (f"resident tensors {r['images_per_s']['resident_tensors']:.0f}/s "
+                       f"(augmented {100 * r['augmented_vs_resident']:.0f}% of it, augmentation "
+                       f"{100 * r['augmentation_share']:.1f}% of a step); MFU "
+                       f"{100 * r['mfu']:.1f}% of a measured {r['matmul_peak_tflops']:.0f} "
+                       f"TFLOP/s matmul peak"),
+            "study images/s": study, "x study": round(ips / study, 1) if study else None}
+
+
+def performance(bench_dir: Path | str) -> list[dict]:
+    """One row per measurement in logs/bench/*.json (CPU and GPU), hardware named, with the
+    study's images/s beside the configurations it trained."""
+    rows = []
+    for f in sorted(Path(bench_dir).glob("*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except ValueError:
+            continue
+        kind, base = r.get("benchmark"), {"file": f.name, "device": r.get("device", r.get("gpu"))}
+        if kind == "train_step":
+            rows.append(_step_row(r, f.name))
+        elif kind == "gpu_check":
+            rows += [{**_step_row(s, f.name), "device": r["gpu"]} for s in r["steps"]]
+        elif kind == "simclr_view_augmentation":
+            ips = r["images_per_s"]
+            rows.append({**base, "what": f"SimCLR view augmentation {r['image_size']}px",
+                         "images/s": round(ips["batched"], 1),
+                         "figure": f"{r['speedup']:.1f}x torchvision.transforms.v2 per sample "
+                                   f"({ips['torchvision_v2_per_sample']:.0f}/s)"})
+        elif kind == "pretrain_loop_overhead":
+            for m, v in r["results"].items():
+                rows.append({**base, "what": f"full loop vs bare step, {m} {v['encoder']}",
+                             "images/s": round(v["full_loop_images_per_s"], 1),
+                             "figure": f"loop overhead {100 * v['overhead']:+.1f}%"})
+        elif kind == "data_feeding_224px":
+            e = r["epoch_images_per_s"]
+            rows.append({**base, "what": f"feeding 224px from JPEGs, {r['method_augmentation']} "
+                                         f"augmentation, {r['workers']} workers",
+                         "images/s": round(e["cache_feed_for_gpu"], 1),
+                         "figure": (f"cache feed {r['speedup_gpu_training_feed']}x ImageFolder+PIL "
+                                    f"DataLoader ({e['imagefolder_pil_dataloader']:.0f}/s); CPU-only "
+                                    f"{r['speedup_cpu_only_training']}x; cache built at "
+                                    f"{r['cache_build_images_per_s']:.0f}/s")})
+    return rows
+
+
+def performance_table(bench_dir: Path | str):
+    import pandas as pd
+    rows = performance(bench_dir)
+    cols = ["device", "what", "images/s", "figure", "study images/s", "x study", "file"]
+    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    return df.style.hide(axis="index").format(precision=1, na_rep="")

@@ -1,0 +1,119 @@
+"""What can be tested of speed on a CPU: the FLOP formulas behind utilisation, that the training
+step never waits for the device, the precision chosen per device, and the bench command itself."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import sslnb
+from sslnb import flops
+from sslnb.augment import BatchAugment
+from sslnb.device import resolve_precision
+from sslnb.models import build_model
+from sslnb.optim import build_optimizer
+from sslnb.params import resolve
+from sslnb.train import train_step
+
+SSLNB_DIR = str(Path(sslnb.__file__).parent)
+
+
+def counted_forward_flops(model, *inputs) -> float:
+    for m in model.modules():  # explicit attention matmuls: the CPU SDPA kernel is not counted
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = False
+    with FlopCounterMode(display=False) as fc:
+        model(*inputs)
+    return fc.get_total_flops()
+
+
+@pytest.mark.parametrize("over", [
+    {"model.depth": 2, "mae.decoder_dim": 64, "mae.decoder_depth": 2, "mae.decoder_heads": 4},
+    {"model.patch_size": 8, "mae.mask_ratio": 0.5, "mae.decoder_dim": 32, "mae.decoder_depth": 1,
+     "mae.decoder_heads": 2, "model.encoder": "vit_small_patch16_224", "model.depth": 1},
+])
+def test_mae_flop_formula_matches_torch_flop_counter(over):
+    p = resolve(None, {"data.image_size": 32, **over})
+    model = build_model(p)
+    x = torch.randn(2, 3, 32, 32)
+    counted = counted_forward_flops(model, x, torch.Generator().manual_seed(0)) / 2
+    assert flops.train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
+
+
+@pytest.mark.parametrize("encoder, stem, size", [("resnet18", "cifar", 32),
+                                                 ("resnet50", "imagenet", 64)])
+def test_resnet_flop_count_matches_torch_flop_counter(encoder, stem, size):
+    p = resolve(None, {"method": "simclr", "model.encoder": encoder, "model.stem": stem,
+                       "data.image_size": size})
+    model = build_model(p)
+    x = torch.randn(2, 3, size, size)
+    counted = counted_forward_flops(model, x, x) / 2  # two views of two images, per image
+    assert flops.train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
+
+
+def test_published_scale_vit_b_costs_about_57_gflops_per_training_image():
+    p = resolve("params/imagenet100/mae_vit_b.yaml")
+    assert 50e9 < flops.train_flops_per_image(p) < 65e9  # ../shared/reference.md: ~57 GFLOP
+
+
+SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+@pytest.mark.parametrize("method", ["mae", "simclr"])
+def test_training_step_makes_no_host_sync(method, monkeypatch):
+    """Every Tensor method that waits for the device is wrapped; calls made from sslnb's own code
+    during three training steps are counted (torch's internals on a CPU do not wait for anything,
+    and on a GPU the fused optimizer makes none)."""
+    p = resolve(None, {"method": method, "data.image_size": 16, "model.depth": 1,
+                       "mae.decoder_dim": 32, "mae.decoder_depth": 1, "mae.decoder_heads": 2,
+                       "simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8,
+                       "train.batch_size": 8, "train.grad_clip": 1.0,
+                       "augment.jitter_p": 0.8, "augment.gray_p": 0.2, "augment.blur_p": 0.5})
+    device = torch.device("cpu")
+    model = build_model(p)
+    opt = build_optimizer(model, "adamw", 1e-3, 0.05, (0.9, 0.95))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    augment = BatchAugment(p["augment"], 16, p["data"]["mean"], p["data"]["std"])
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    batches = iter([images] * 3)
+    calls = []
+    for name in SYNC_METHODS:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *a, _name=name, _original=original, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if caller.startswith(SSLNB_DIR):
+                calls.append((_name, caller, sys._getframe(1).f_lineno))
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    for step in range(3):
+        loss = train_step(model, model, opt, scaler, augment, batches, p, step, 0, device, None)
+    monkeypatch.undo()
+    assert calls == []
+    assert torch.isfinite(loss)
+
+
+def test_precision_auto_follows_the_device():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_precision("auto", cuda, bf16_supported=True) == (torch.bfloat16, False)
+    assert resolve_precision("auto", cuda, bf16_supported=False) == (torch.float16, True)  # T4
+    assert resolve_precision("auto", cpu) == (None, False)
+    assert resolve_precision("fp16", cuda, bf16_supported=True) == (torch.float16, True)
+    assert resolve_precision("bf16", cpu) == (torch.bfloat16, False)
+    assert resolve_precision("fp32", cuda, bf16_supported=True) == (None, False)
+
+
+def test_bench_command_writes_its_json(cli, tmp_path):
+    r = cli("bench", "--params", "params/demo/simclr_resnet18.yaml", "--set", "train.batch_size=16",
+            "--set", "data.image_size=16", "--steps", "2", "--warmup", "1",
+            "--out-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    (path,) = tmp_path.glob("step_simclr_resnet18_cpu_*.json")
+    out = json.loads(path.read_text())
+    parts = ("data", "augmentation", "forward", "backward", "optimizer")
+    assert out["step_ms"]["total"] == pytest.approx(sum(out["step_ms"][k] for k in parts), abs=0.01)
+    assert out["images_per_s"]["with_augmentation"] > 0 and out["images_per_s"]["resident_tensors"] > 0
+    assert 0 < out["mfu"] <= 1.5 and out["train_gflops_per_image"] > 0
