@@ -7,6 +7,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .params import resolve  # noqa: E402
 from .train import pretrain  # noqa: E402
+from .distributed import launch  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["resolve", "pretrain"]
+__all__ = ["resolve", "pretrain", "launch"]

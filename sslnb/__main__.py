@@ -1,8 +1,9 @@
-"""Command line: python -m sslnb {pretrain,evaluate,report,export,info} ...  (also under torchrun)."""
+"""Command line: python -m sslnb {pretrain,evaluate,report,bench,export,info} ...  (also under torchrun)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import SslnbError
@@ -34,12 +35,25 @@ def parser() -> argparse.ArgumentParser:
                     help="override a param of every run, e.g. --set data.root=/data/imagenet100")
     sp.add_argument("--report-dir", default=None)
     sp.add_argument("--graphs-dir", default=None)
+    sp = sub.add_parser("bench", help="training-step speed, breakdown and FLOP utilisation (CPU: the bench/ scripts)")
+    sp.add_argument("--params", default=None, help="a run's params (omit on a CPU to run bench/*.py)")
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("--steps", type=int, default=20)
+    sp.add_argument("--warmup", type=int, default=5)
+    sp.add_argument("--out-dir", default=None, help="where the JSON goes (default logs/bench)")
     sp = sub.add_parser("export", help="write a run's encoder as a plain timm/torchvision state dict")
     sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
     sp.add_argument("--out", required=True, help="the .pt file to write (FILE.json says how to load it)")
     sp = sub.add_parser("info", help="print the sizes of a configuration as JSON")
     _params_args(sp)
     return ap
+
+
+def torch_dist_errors() -> tuple:
+    import torch.distributed as dist
+    errors = tuple(e for e in (getattr(dist, "DistError", None),
+                               getattr(dist, "DistBackendError", None)) if e is not None)
+    return errors or (RuntimeError,)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             run = pretrain(args.params, args.overrides, resume=args.resume,
                            overwrite=args.overwrite, stop_after_steps=args.stop_after_steps)
             print(run)
+        elif args.command in ("evaluate", "report", "export", "bench") and \
+                int(os.environ.get("RANK", "0")) > 0:
+            print(f"rank {os.environ['RANK']}: '{args.command}' runs on rank 0 only")
         elif args.command == "evaluate":
             from .evaluate import evaluate
             result = evaluate(args.run, args.device, args.force)
@@ -65,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides = dict(parse_override(o) for o in args.overrides)
             html = report.build(args.params, args.force, overrides=overrides, **kw)
             print(f"[report] {html} built in {time.perf_counter() - start:.0f} s")
+        elif args.command == "bench":
+            from . import bench
+            for path in bench.main(args.params, args.overrides, args.steps, args.warmup,
+                                   args.out_dir):
+                print(f"[bench] {path}")
         elif args.command == "export":
             from .export import export
             out = export(args.run, args.out)
@@ -76,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except SslnbError as e:
         print(f"sslnb: error: {e}", file=sys.stderr)
         return 2
+    except torch_dist_errors() as e:  # a peer process died or a collective timed out
+        print(f"sslnb: error: a process of this distributed run failed or stopped answering "
+              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Completed checkpoints are "
+              f"kept: relaunch with --resume.", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("sslnb: interrupted; resume a pretraining run with --resume.", file=sys.stderr)
         return 130

@@ -17,14 +17,16 @@ import random
 import torch
 import torch.nn.functional as F
 
+from .randomness import rand
+
 _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 # On CPUs the per-image uint8 crop beats one batched grid_sample from about 48px up (measured:
 # 18k vs 16k img/s at 48px, 3.8k vs 1.5k at 128px); below it, the batch wins (21k vs 12k at 32px).
 UINT8_PATH_FROM = 48
 
 
-def _uniform(n, lo, hi, g, device):
-    return lo + (hi - lo) * torch.rand(n, device=device, generator=g)
+def _uniform(n, lo, hi, g, device, *shape):
+    return lo + (hi - lo) * rand(n, g, device, *shape)
 
 
 def crop_boxes(n: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_p: float = 0.5,
@@ -32,17 +34,17 @@ def crop_boxes(n: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_p: float = 
     """Per-sample RandomResizedCrop boxes (w, h, cx, cy as fractions of the image sides) and flip
     signs (-1 or 1). Like torchvision: area fraction ~ U(scale), log aspect ratio ~ U(log ratio),
     up to `tries` draws until the box fits, else the whole image."""
-    area = _uniform(n * tries, scale[0], scale[1], g, device).view(n, tries)
-    logr = _uniform(n * tries, math.log(ratio[0]), math.log(ratio[1]), g, device).view(n, tries)
+    area = _uniform(n, scale[0], scale[1], g, device, tries)
+    logr = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), g, device, tries)
     w, h = (area * logr.exp()).sqrt(), (area / logr.exp()).sqrt()
     fits = (w <= 1) & (h <= 1)
     first = fits.float().argmax(dim=1, keepdim=True)
     any_fit = fits.any(dim=1)
     w = torch.where(any_fit, w.gather(1, first).squeeze(1), torch.ones_like(w[:, 0]))
     h = torch.where(any_fit, h.gather(1, first).squeeze(1), torch.ones_like(h[:, 0]))
-    cx = w / 2 + torch.rand(n, device=device, generator=g) * (1 - w)
-    cy = h / 2 + torch.rand(n, device=device, generator=g) * (1 - h)
-    flip = torch.where(torch.rand(n, device=device, generator=g) < flip_p, -1.0, 1.0)
+    cx = w / 2 + rand(n, g, device) * (1 - w)
+    cy = h / 2 + rand(n, g, device) * (1 - h)
+    flip = torch.where(rand(n, g, device) < flip_p, -1.0, 1.0)
     return w, h, cx, cy, flip
 
 
@@ -116,7 +118,7 @@ def color_jitter(x: torch.Tensor, p: float = 0.8, strength: float = 1.0,
                  g: torch.Generator | None = None) -> torch.Tensor:
     """ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability p, per sample, on [0, 1] floats."""
     n, dev = x.shape[0], x.device
-    on = torch.rand(n, device=dev, generator=g) < p
+    on = rand(n, g, dev) < p
     amp = 0.8 * strength
 
     def factor(lo, hi, identity):
@@ -147,7 +149,7 @@ def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def random_grayscale(x: torch.Tensor, p: float = 0.2, g: torch.Generator | None = None):
-    on = (torch.rand(x.shape[0], device=x.device, generator=g) < p).view(-1, 1, 1, 1)
+    on = (rand(x.shape[0], g, x.device) < p).view(-1, 1, 1, 1)
     return torch.where(on, _gray(x).expand_as(x), x)
 
 
@@ -156,7 +158,7 @@ def gaussian_blur(x: torch.Tensor, p: float = 0.5, sigma=(0.1, 2.0),
     """SimCLR's blur: kernel 10% of the image side (odd), sigma ~ U(sigma), with probability p."""
     n, c, hgt, wid = x.shape
     k = max(3, int(0.1 * hgt) // 2 * 2 + 1)
-    on = torch.rand(n, device=x.device, generator=g) < p
+    on = rand(n, g, x.device) < p
     sig = _uniform(n, sigma[0], sigma[1], g, x.device)
     t = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     kern = torch.exp(-(t.view(1, -1) ** 2) / (2 * sig.view(-1, 1) ** 2))

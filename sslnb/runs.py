@@ -95,6 +95,8 @@ def environment(device: torch.device) -> dict:
         "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
         "code_version": code_version(),
         "argv": sys.argv,
+        "world_size": (torch.distributed.get_world_size() if torch.distributed.is_available()
+                       and torch.distributed.is_initialized() else 1),
     }
 
 
@@ -137,12 +139,14 @@ def auto_resume(p: dict) -> tuple[bool, bool]:
 
 
 def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
-    """A resumed run may extend its epochs, nothing else: other changes would mix two runs."""
+    """A resumed run may extend its epochs and re-split its global batch (batch_size x
+    accum_steps x processes, checked against the checkpoint); other changes would mix two runs."""
     import yaml
     old = params_mod._flatten(yaml.safe_load((run / "params.yaml").read_text()))
     new = params_mod._flatten(p)
     diff = sorted(k for k in set(old) | set(new)
-                  if old.get(k) != new.get(k) and k not in ("train.epochs", "resume"))
+                  if old.get(k) != new.get(k)
+                  and k not in ("train.epochs", "resume", "train.batch_size", "train.accum_steps"))
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
         raise RunError(f"--resume: the params differ from those of the run in '{run}' ({shown}). "

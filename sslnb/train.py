@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import runs
+from . import distributed, runs
 from .augment import BatchAugment
 from .data import ImageSet, load_split
 from .data.feeder import Feeder
@@ -27,13 +27,7 @@ from .errors import ParamsError
 from .models import build_model, count_params
 from .optim import build_optimizer, set_lr, warmup_cosine
 from .params import checkpoint_interval, resolve
-
-
-def step_generator(seed: int, step: int, view: int, device: torch.device) -> torch.Generator:
-    """The generator for one view of one step: a pure function of (seed, step, view)."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step * 8 + view) % (2**63 - 1))
-    return g
+from .randomness import global_rows, step_generator
 
 
 def world() -> tuple[int, int]:
@@ -99,7 +93,10 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             print(f"reusing finished run {done} (same params, same code)")
             return done
         overwrite = True
-    device = resolve_device(p["device"])
+    distributed.init_from_env(p["device"])  # under torchrun: join the process group
+    device = distributed.local_device(resolve_device(p["device"]))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolutions once
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
     rank, world_size = world()
     t = p["train"]
@@ -116,9 +113,13 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             f"{len(data)}. Lower the batch size or use more data.")
     total_steps = steps_per_epoch * t["epochs"]
     run = runs.prepare(p, resume=resume, overwrite=overwrite) if rank == 0 else runs.run_dir_of(p)
+    if world_size > 1:
+        dist.barrier()  # the run directory exists (or the refusal was raised) before others go on
 
     torch.manual_seed(p["seed"])  # model initialisation
     net = build_model(p).to(device)  # the unwrapped module: checkpoints and sizes come from it
+    if world_size > 1 and t["sync_bn"]:
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # statistics of the global batch
     if p["method"] == "simclr" and t["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     lr_peak = t["base_lr"] * per_step / 256
@@ -133,13 +134,20 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
                 f"--resume: checkpoint '{path}' was made by {state.get('method')}/"
                 f"{state.get('encoder')}, but the params say {p['method']}/"
                 f"{p['model']['encoder']}. Resume with the run's own params, or start a new run.")
+        if state.get("images_per_step", per_step) != per_step:
+            raise runs.RunError(
+                f"--resume: the checkpoint was made with {state['images_per_step']} images per "
+                f"optimizer step, this launch gives {per_step} (batch_size {t['batch_size']} x "
+                f"accum_steps {t['accum_steps']} x {world_size} processes). Keep the global batch: "
+                f"set train.accum_steps so that the product is {state['images_per_step']}.")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step = state["step"]
         if "rng" in state:
             runs.set_rng_states(state["rng"])
-    model = torch.nn.parallel.DistributedDataParallel(net) if world_size > 1 else net
+    model = torch.nn.parallel.DistributedDataParallel(
+        net, device_ids=[device.index] if device.type == "cuda" else None) if world_size > 1 else net
     forward = torch.compile(model) if t["compile"] else model
 
     augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
@@ -171,6 +179,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
             "method": p["method"], "encoder": p["model"]["encoder"], "rng": runs.rng_states(),
+            "images_per_step": per_step, "world_size": world_size,
             "params": runs.params_mod._flatten(p)}, keep_previous=True)
         step_saved[0] = step
 
@@ -189,31 +198,11 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
                 epoch_start = time.perf_counter()
             lr = warmup_cosine(step, total_steps, warmup, lr_peak, t["min_lr"])
             set_lr(opt, lr)
-            step_loss = torch.zeros((), device=device)
             try:
-                for micro in range(t["accum_steps"]):
-                    x = next(batches)
-                    g = [step_generator(p["seed"] + rank, step * t["accum_steps"] + micro, v, device)
-                         for v in range(3)]
-                    with autocast(device, amp_dtype):
-                        if p["method"] == "mae":
-                            loss = forward(augment(x, g[0]), g[1])[0]
-                        else:
-                            v1, v2 = augment(x, g[0]), augment(x, g[1])
-                            if t["channels_last"]:
-                                v1 = v1.contiguous(memory_format=torch.channels_last)
-                                v2 = v2.contiguous(memory_format=torch.channels_last)
-                            loss = forward(v1, v2)[0]
-                    scaler.scale(loss / t["accum_steps"]).backward()
-                    step_loss += loss.detach() / t["accum_steps"]
+                step_loss = train_step(forward, model, opt, scaler, augment, batches, p, step,
+                                       rank, device, amp_dtype)
             except torch.OutOfMemoryError:
                 raise out_of_memory_error(p, device, world_size) from None
-            if t["grad_clip"] is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
             step += 1
             steps_in_call += 1
             loss_sum += step_loss
@@ -222,6 +211,9 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             if rank == 0:
                 bar.update(1)
             if step % t["log_every"] == 0 or step == total_steps:
+                if world_size > 1:
+                    dist.all_reduce(loss_sum)  # the mean over every process's samples
+                    loss_sum /= world_size
                 mean_loss = loss_sum.item() / (step - mark_step)  # the one host sync, every N steps
                 now = time.perf_counter()
                 ips = (step - mark_step) * per_step / (now - mark)
@@ -273,6 +265,38 @@ def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_sa
     if kind == "epochs":
         return step % steps_per_epoch == 0 and (step // steps_per_epoch) % int(n) == 0
     return time.monotonic() - last_save >= n * 60
+
+
+def train_step(forward, model, opt, scaler, augment, batches, p: dict, step: int, rank: int,
+               device: torch.device, amp_dtype) -> torch.Tensor:
+    """One optimizer step over `train.accum_steps` micro-batches drawn from `batches`; returns the
+    mean loss as a device tensor. Nothing in it waits for the device (no .item(), no host copy;
+    tests/test_speed.py counts), so the host runs ahead and the GPU never idles."""
+    t = p["train"]
+    step_loss = torch.zeros((), device=device)
+    world_size = world()[1]
+    for micro in range(t["accum_steps"]):
+        x = next(batches)
+        g = [step_generator(p["seed"], step * t["accum_steps"] + micro, v, device)
+             for v in range(3)]
+        with autocast(device, amp_dtype), global_rows(rank * x.shape[0], world_size * x.shape[0]):
+            if p["method"] == "mae":
+                loss = forward(augment(x, g[0]), g[1])[0]
+            else:
+                v1, v2 = augment(x, g[0]), augment(x, g[1])
+                if t["channels_last"]:
+                    v1 = v1.contiguous(memory_format=torch.channels_last)
+                    v2 = v2.contiguous(memory_format=torch.channels_last)
+                loss = forward(v1, v2)[0]
+        scaler.scale(loss / t["accum_steps"]).backward()
+        step_loss += loss.detach() / t["accum_steps"]
+    if t["grad_clip"] is not None:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+    return step_loss
 
 
 def non_finite_error(step: int, lr: float, p: dict, last_good, loss: float | None = None):

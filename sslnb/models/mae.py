@@ -13,6 +13,8 @@ import timm
 import torch
 import torch.nn as nn
 from timm.layers import build_sincos2d_pos_embed
+
+from ..randomness import rand
 from timm.models.vision_transformer import Block
 
 
@@ -47,7 +49,7 @@ def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generato
     """
     n, length, dim = x.shape
     keep = int(length * (1 - mask_ratio))
-    noise = torch.rand(n, length, device=x.device, generator=generator)
+    noise = rand(n, generator, x.device, length)  # this process's rows of the global draw
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: the first `keep` are kept
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :keep]
