@@ -226,6 +226,9 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
                 loss_sum.zero_()
                 mark, mark_step = now, step
             if step % steps_per_epoch == 0:
+                if world_size > 1:
+                    dist.all_reduce(epoch_loss)  # every process's samples, once per epoch
+                    epoch_loss /= world_size
                 seconds = time.perf_counter() - epoch_start
                 if rank == 0:
                     log_epochs.write({
