@@ -126,7 +126,7 @@ def _step_row(r: dict, source: str) -> dict:
             "figure": (f"resident tensors {r['images_per_s']['resident_tensors']:.0f}/s "
                        f"(augmented {100 * r['augmented_vs_resident']:.0f}% of it, augmentation "
                        f"{100 * r['augmentation_share']:.1f}% of a step); MFU "
-                       f"{100 * r['mfu']:.1f}% of a measured {r['matmul_peak_tflops']:.0f} "
+                       f"{100 * r['mfu']:.1f}% of a measured {r['matmul_peak_tflops']:.3g} "
                        f"TFLOP/s matmul peak"),
             "study images/s": study, "x study": round(ips / study, 1) if study else None}
 
