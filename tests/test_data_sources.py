@@ -104,6 +104,7 @@ def test_cache_is_reused_and_a_changed_param_or_file_makes_a_new_one(kaggle_tree
     again = load_split(d, "val")
     assert {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.iterdir()} == before
     assert len(again) == 16
+    assert cache.verify(folder)  # the index's checksum is that of the pixels
     clear()
     load_split({**d, "cache_size": 40}, "val")  # another size: another cache
     assert len(list((tmp_path / "c").glob("imagenet100-val-*"))) == 2
@@ -113,6 +114,11 @@ def test_cache_is_reused_and_a_changed_param_or_file_makes_a_new_one(kaggle_tree
     assert len(load_split(d, "val")) == 17
     assert len(list((tmp_path / "c").glob("imagenet100-val-*"))) == 3
     assert not list((tmp_path / "c").glob("*.partial*"))
+    with open(folder / "pixels.u8", "r+b") as f:  # one flipped byte is caught
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0xFF]))
+    assert not cache.verify(folder)
 
 
 def test_full_imagenet_layout_is_filtered_to_the_standard_100(tmp_path, fresh):
