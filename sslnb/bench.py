@@ -28,7 +28,7 @@ from .flops import train_flops_per_image
 from .models import build_model
 from .optim import build_optimizer
 from .params import resolve
-from .train import autocast, step_generator, train_step
+from .train import autocast, method_loss, step_generator, train_step, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,13 +160,10 @@ def _breakdown(p, device, amp_dtype, use_scaler, augment, batches, steps: int) -
         x = next(batches)
         t0 = mark("data", t0)
         g = [step_generator(p["seed"], i, v, device) for v in range(3)]
-        views = [augment(x, g[0])] if p["method"] == "mae" else [augment(x, g[0]),
-                                                                  augment(x, g[1])]
-        if p["method"] == "simclr" and p["train"]["channels_last"]:
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        batch_views = views(augment, x, g, p)
         t0 = mark("augmentation", t0)
         with autocast(device, amp_dtype):
-            loss = forward(views[0], g[1])[0] if p["method"] == "mae" else forward(*views)[0]
+            loss = method_loss(forward, batch_views, g, p)
         t0 = mark("forward", t0)
         scaler.scale(loss).backward()
         t0 = mark("backward", t0)

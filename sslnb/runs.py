@@ -105,7 +105,7 @@ def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
     run = run_dir_of(p)
     ckpt = run / "checkpoints" / "last.pt"
     if resume:
-        if not ckpt.is_file() and not ckpt.with_name("prev.pt").is_file():
+        if not has_checkpoint(run):
             raise RunError(f"--resume: no checkpoint at '{ckpt}'. Start the run without --resume, "
                            f"or check the run name (params key 'name') and out_dir.")
         _check_same_run(run, p)
@@ -129,7 +129,7 @@ def auto_resume(p: dict) -> tuple[bool, bool]:
     a run of the same params that was killed before its first checkpoint; else neither (and
     `prepare` refuses to touch another run's directory)."""
     run = run_dir_of(p)
-    if (run / "checkpoints" / "last.pt").is_file() or (run / "checkpoints" / "prev.pt").is_file():
+    if has_checkpoint(run):
         return True, False
     try:
         _check_same_run(run, p, save=False)
@@ -185,10 +185,17 @@ def save_checkpoint(path: Path, state: dict, keep_previous: bool = False) -> Non
     atomic_write_bytes(path, buf.getvalue())
 
 
+CHECKPOINTS = ("last.pt", "prev.pt")  # newest first
+
+
+def has_checkpoint(run: Path) -> bool:
+    return any((run / "checkpoints" / name).is_file() for name in CHECKPOINTS)
+
+
 def latest_checkpoint(run: Path, map_location="cpu") -> tuple[Path, dict]:
     """The newest checkpoint of a run that loads (last.pt, else prev.pt)."""
     errors = []
-    for name in ("last.pt", "prev.pt"):
+    for name in CHECKPOINTS:
         path = run / "checkpoints" / name
         if path.is_file():
             try:

@@ -169,7 +169,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss, no host sync
 
     def checkpoint() -> None:
-        nonlocal last_save
+        nonlocal last_save, step_saved
         if not bool(finite):  # one sync per checkpoint: never save weights past a NaN
             raise non_finite_error(step, lr, p, last_good=step_saved)
         last_save = time.monotonic()
@@ -181,13 +181,13 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
             "method": p["method"], "encoder": p["model"]["encoder"], "rng": runs.rng_states(),
             "images_per_step": per_step, "world_size": world_size,
             "params": runs.params_mod._flatten(p)}, keep_previous=True)
-        step_saved[0] = step
+        step_saved = step
 
     model.train()
     loss_sum = torch.zeros((), device=device)
     epoch_loss = torch.zeros((), device=device)
     steps_in_call = 0
-    last_save, step_saved = time.monotonic(), [step]
+    last_save, step_saved = time.monotonic(), step  # the step of the last good checkpoint
     bar = progress(total_steps, step, f"{p['method']} {p['name']}") if rank == 0 else None
     mark, mark_step, epoch_start = time.perf_counter(), step, time.perf_counter()
     try:
@@ -218,7 +218,7 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
                 now = time.perf_counter()
                 ips = (step - mark_step) * per_step / (now - mark)
                 if not math.isfinite(mean_loss):
-                    raise non_finite_error(step, lr, p, last_good=step_saved[0], loss=mean_loss)
+                    raise non_finite_error(step, lr, p, last_good=step_saved, loss=mean_loss)
                 if rank == 0:
                     log_steps.write({"step": step, "epoch": step / steps_per_epoch, "loss": mean_loss,
                                      "lr": lr, "images_per_s": ips})
@@ -270,6 +270,22 @@ def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_sa
     return time.monotonic() - last_save >= n * 60
 
 
+def views(augment, x: torch.Tensor, g: list, p: dict) -> list[torch.Tensor]:
+    """What the model sees of a uint8 batch: one augmented view for MAE, two for SimCLR
+    (channels_last for ResNets)."""
+    if p["method"] == "mae":
+        return [augment(x, g[0])]
+    out = [augment(x, g[0]), augment(x, g[1])]
+    if p["train"]["channels_last"]:
+        out = [v.contiguous(memory_format=torch.channels_last) for v in out]
+    return out
+
+
+def method_loss(forward, batch_views: list, g: list, p: dict) -> torch.Tensor:
+    """MAE masks with generator g[1]; SimCLR contrasts its two views."""
+    return forward(batch_views[0], g[1])[0] if p["method"] == "mae" else forward(*batch_views)[0]
+
+
 def train_step(forward, model, opt, scaler, augment, batches, p: dict, step: int, rank: int,
                device: torch.device, amp_dtype) -> torch.Tensor:
     """One optimizer step over `train.accum_steps` micro-batches drawn from `batches`; returns the
@@ -283,14 +299,7 @@ def train_step(forward, model, opt, scaler, augment, batches, p: dict, step: int
         g = [step_generator(p["seed"], step * t["accum_steps"] + micro, v, device)
              for v in range(3)]
         with autocast(device, amp_dtype), global_rows(rank * x.shape[0], world_size * x.shape[0]):
-            if p["method"] == "mae":
-                loss = forward(augment(x, g[0]), g[1])[0]
-            else:
-                v1, v2 = augment(x, g[0]), augment(x, g[1])
-                if t["channels_last"]:
-                    v1 = v1.contiguous(memory_format=torch.channels_last)
-                    v2 = v2.contiguous(memory_format=torch.channels_last)
-                loss = forward(v1, v2)[0]
+            loss = method_loss(forward, views(augment, x, g, p), g, p)
         scaler.scale(loss / t["accum_steps"]).backward()
         step_loss += loss.detach() / t["accum_steps"]
     if t["grad_clip"] is not None:
@@ -302,12 +311,11 @@ def train_step(forward, model, opt, scaler, augment, batches, p: dict, step: int
     return step_loss
 
 
-def non_finite_error(step: int, lr: float, p: dict, last_good, loss: float | None = None):
+def non_finite_error(step: int, lr: float, p: dict, last_good: int, loss: float | None = None):
     from .errors import RunError
-    last = last_good[0] if isinstance(last_good, list) else last_good
     return RunError(
         f"non-finite loss{f' ({loss})' if loss is not None else ''} by step {step} (lr {lr:.3g}, "
-        f"precision {p['precision']}); the run stopped and its last good checkpoint (step {last}) "
+        f"precision {p['precision']}); the run stopped and its last good checkpoint (step {last_good}) "
         f"is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), a learning rate too "
         f"high for the batch (lower train.base_lr, raise train.warmup_epochs, set "
         f"train.grad_clip: 1.0), then start the run again (--overwrite) or under another name.")

@@ -131,7 +131,7 @@ def build(listing: Listing, source: str, size: int, cache_dir: Path, workers: in
         raise DataError(f"data.root '{listing.root}': none of the {n} images of split "
                         f"'{listing.split}' could be decoded (first error: "
                         f"{next(iter(failed.values()), 'no files')}).")
-    digest = _compact(pixels, n, size, keep)
+    checksum = _compact(pixels, n, size, keep)
     index = {
         "format": FORMAT, "source": source, "root": str(listing.root.resolve()),
         "split": listing.split, "size": size, "count": len(keep),
@@ -140,7 +140,7 @@ def build(listing: Listing, source: str, size: int, cache_dir: Path, workers: in
         "files": [str(listing.files[i].relative_to(listing.root)) for i in keep],
         "skipped": [{"file": str(listing.files[i].relative_to(listing.root)), "reason": why}
                     for i, why in sorted(failed.items())],
-        "checksum": f"blake2b:{digest}", "build_seconds": round(seconds, 2),
+        "checksum": checksum, "build_seconds": round(seconds, 2),
         "images_per_s": round(n / seconds, 1), "workers": workers,
     }
     (partial / "index.json").write_text(json.dumps(index))
@@ -161,11 +161,16 @@ def _compact(pixels: Path, n: int, size: int, keep: list[int]) -> str:
     row = 3 * size * size
     with open(pixels, "r+b") as f:
         f.truncate(len(keep) * row)
+    return digest(pixels)
+
+
+def digest(path: Path) -> str:
+    """blake2b of a file, read in 64 MiB blocks."""
     h = hashlib.blake2b(digest_size=16)
-    with open(pixels, "rb") as f:
+    with open(path, "rb") as f:
         while block := f.read(64 << 20):
             h.update(block)
-    return h.hexdigest()
+    return f"blake2b:{h.hexdigest()}"
 
 
 def find(listing: Listing, source: str, size: int, cache_dir: Path) -> Path | None:
@@ -190,8 +195,4 @@ def load(folder: Path) -> tuple[torch.Tensor, dict]:
 def verify(folder: Path) -> bool:
     """Recompute the checksum of pixels.u8 (slow for big caches; not done on every load)."""
     index = json.loads((folder / "index.json").read_text())
-    h = hashlib.blake2b(digest_size=16)
-    with open(folder / "pixels.u8", "rb") as f:
-        while block := f.read(64 << 20):
-            h.update(block)
-    return index["checksum"] == f"blake2b:{h.hexdigest()}"
+    return index["checksum"] == digest(folder / "pixels.u8")
