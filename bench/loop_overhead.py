@@ -14,34 +14,32 @@ from pathlib import Path
 
 import torch
 
-from sslnb import pretrain, resolve
+from sslnb import methods, pretrain, resolve
 from sslnb.augment import BatchAugment
 from sslnb.data import load_split
 from sslnb.device import device_name, resolve_device
-from sslnb.models import build_model
 from sslnb.optim import build_optimizer
-from sslnb.params import _flatten
+from sslnb.params import flatten
 from sslnb.runs import read_jsonl
 
 DEMO = {"mae": "params/demo/mae_vit_tiny.yaml", "simclr": "params/demo/simclr_resnet18.yaml"}
 
 
 def bare_images_per_s(p, steps, device):
+    """The method's forward, backward and optimizer step on pre-augmented views, nothing else."""
     torch.manual_seed(0)
-    model = build_model(p).to(device).train()
+    method = methods.get(p)
+    model = method.prepare(methods.build_model(p), p).to(device).train()
     t = p["train"]
     opt = build_optimizer(model, t["optimizer"], 1e-4, t["weight_decay"], t["betas"])
     data = load_split(p["data"], "train")
     aug = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"], p["data"]["std"])
     x = data.images[:t["batch_size"]].to(device)
-    v1, v2 = aug(x, torch.Generator().manual_seed(1)), aug(x, torch.Generator().manual_seed(2))
-    if p["method"] == "simclr":
-        model = model.to(memory_format=torch.channels_last)
-        v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
+    g = [torch.Generator().manual_seed(v) for v in (1, 2, 3)]
+    views = method.views(aug, x, g, p)
 
     def step():
-        loss = model(v1)[0] if p["method"] == "mae" else model(v1, v2)[0]
-        loss.backward()
+        method.loss(model, views, g).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -54,7 +52,7 @@ def bare_images_per_s(p, steps, device):
 
 def full_images_per_s(p, steps):
     with tempfile.TemporaryDirectory() as tmp:
-        q = resolve(None, {**_flatten(p), "out_dir": tmp, "name": "bench",
+        q = resolve(None, {**flatten(p), "out_dir": tmp, "name": "bench",
                            "train.log_every": 1})
         q["data"]["num_train"] = (steps + 1) * q["train"]["batch_size"]
         q["train"]["epochs"] = 1

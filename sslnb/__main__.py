@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", default=None, help="where the JSON goes (default logs/bench)")
     sp = sub.add_parser("export", help="write a run's encoder as a plain timm/torchvision state dict")
     sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
-    sp.add_argument("--out", required=True, help="the .pt file to write (FILE.json says how to load it)")
+    sp.add_argument("--out", required=True, help="the file to write: FILE.safetensors (or FILE.pt); "
+                    "FILE.json beside it says how to load it")
     sp = sub.add_parser("info", help="print the sizes of a configuration as JSON")
     _params_args(sp)
     return ap
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             out = export(args.run, args.out)
             print(json.loads(out.with_name(out.name + ".json").read_text())["load"])
         elif args.command == "info":
+            from .methods import describe
             from .params import resolve
-            from .train import describe
             print(json.dumps(describe(resolve(args.params, args.overrides))))
     except SslnbError as e:
         print(f"sslnb: error: {e}", file=sys.stderr)

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
+from . import methods
 from .augment import BatchAugment
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
-from .flops import train_flops_per_image
-from .models import build_model
-from .optim import build_optimizer
+from .optim import build_optimizer, scaled_lr
 from .params import resolve
-from .train import autocast, method_loss, step_generator, train_step, views
+from .randomness import step_generator
+from .train import TrainStep, autocast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,15 +56,14 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype | None) -> float
 
 
 def _setup(p: dict, device: torch.device):
+    """The run's model and optimiser as pretraining builds them (one process, no accumulation,
+    so the effective batch is batch_size)."""
     t = p["train"]
     torch.manual_seed(p["seed"])
-    net = build_model(p).to(device)
-    if p["method"] == "simclr" and t["channels_last"]:
-        net = net.to(memory_format=torch.channels_last)
-    opt = build_optimizer(net, t["optimizer"], t["base_lr"] * t["batch_size"] / 256,
+    net = methods.get(p).prepare(methods.build_model(p), p).to(device)
+    opt = build_optimizer(net, t["optimizer"], scaled_lr(t["base_lr"], t["batch_size"]),
                           t["weight_decay"], t["betas"], t["momentum"])
-    forward = torch.compile(net) if t["compile"] else net
-    return net, forward, opt
+    return net, opt
 
 
 def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
@@ -104,14 +103,14 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
     results = {}
     for name, batches, aug in (("resident_tensors", ready_batches(), lambda x, g: x),
                                ("with_augmentation", uint8_batches(), augment)):
-        net, forward, opt = _setup(p, device)
+        net, opt = _setup(p, device)
         scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
         net.train()
         counter = iter(range(10 ** 9))
+        step = TrainStep(net, opt, scaler, aug, p, device, amp_dtype)
 
         def one():
-            train_step(forward, net, opt, scaler, aug, batches, p, next(counter), 0, device,
-                       amp_dtype)
+            step(batches, next(counter))
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -119,7 +118,7 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
         peak = peak_memory_mb(device)
     breakdown = _breakdown(p, device, amp_dtype, use_scaler, augment, uint8_batches(),
                            max(3, steps // 4))
-    flops = train_flops_per_image(p)
+    flops = methods.train_flops_per_image(p)
     peak_tflops = matmul_peak_tflops(device, amp_dtype)
     ips = results["with_augmentation"]
     return {
@@ -142,7 +141,9 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
 
 def _breakdown(p, device, amp_dtype, use_scaler, augment, batches, steps: int) -> dict:
     """Milliseconds per phase, synchronising between phases (so slower than the timed runs)."""
-    net, forward, opt = _setup(p, device)
+    net, opt = _setup(p, device)
+    forward = torch.compile(net) if p["train"]["compile"] else net
+    method = methods.get(p)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     net.train()
     phases = dict.fromkeys(("data", "augmentation", "forward", "backward", "optimizer"), 0.0)
@@ -160,10 +161,10 @@ def _breakdown(p, device, amp_dtype, use_scaler, augment, batches, steps: int) -
         x = next(batches)
         t0 = mark("data", t0)
         g = [step_generator(p["seed"], i, v, device) for v in range(3)]
-        batch_views = views(augment, x, g, p)
+        batch_views = method.views(augment, x, g, p)
         t0 = mark("augmentation", t0)
         with autocast(device, amp_dtype):
-            loss = method_loss(forward, batch_views, g, p)
+            loss = method.loss(forward, batch_views, g)
         t0 = mark("forward", t0)
         scaler.scale(loss).backward()
         t0 = mark("backward", t0)

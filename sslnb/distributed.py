@@ -22,6 +22,13 @@ import torch.distributed as dist
 from .errors import RunError
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=float(os.environ.get("SSLNB_DIST_TIMEOUT", "600")))
 

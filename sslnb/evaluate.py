@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 from . import runs
+from .checkpoint import load_pretrained, write_json
 from .data import load_split
 from .device import resolve_device
 from .features import KINDS, features, random_init_model
 from .finetune import finetune
-from .probe import knn_accuracy, linear_probe
-from .train import load_pretrained
+from .probe import knn_accuracy, linear_probe, probe_settings
 
 
 def evaluate(run: Path | str, device: str | None = None, force: bool = False,
@@ -43,9 +43,8 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
         log = runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                             key="epoch")
         probe = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
-                             num_classes, e["probe_epochs"], e["probe_batch_size"],
-                             e["probe_optimizer"], e["probe_base_lr"], e["probe_weight_decay"],
-                             e["probe_warmup_epochs"], p["seed"], dev, on_epoch=log.write)
+                             num_classes=num_classes, seed=p["seed"], device=dev,
+                             on_epoch=log.write, **probe_settings(e))
         knn = knn_accuracy(tr["features"].to(dev), tr["labels"].to(dev), va["features"].to(dev),
                            va["labels"].to(dev), num_classes, e["knn_k"], e["knn_temperature"])
         result[kind] = {**{f"probe_{k}": v for k, v in probe["final"].items() if k != "epoch"},
@@ -59,5 +58,5 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
             ft = finetune(backbone.to(dev), train, val, p, dev, p["seed"], on_epoch=log.write)
             result[kind]["finetune_top1"] = ft["val_top1"]
             result["finetune_train_images"] = ft["train_images"]
-    runs.write_json(out_path, result)
+    write_json(out_path, result)
     return result

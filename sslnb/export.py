@@ -1,51 +1,45 @@
-"""`python -m sslnb export --run DIR --out FILE`: a trained encoder as a plain state dict that
-loads into timm / torchvision with no sslnb installed, plus FILE.json saying exactly how."""
+"""`python -m sslnb export --run DIR --out FILE.safetensors`: a trained encoder as plain tensors
+that timm / torchvision load with no sslnb installed, plus FILE.json saying exactly how.
+
+safetensors (the format timm and the Hugging Face tools load) holds tensors only, so loading it
+runs no code; a FILE ending in .pt gets a `torch.save` state dict instead, for older tooling.
+"""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import save as safetensors_bytes
 
-from . import runs
-from .train import load_pretrained
+from . import methods
+from .checkpoint import atomic_write_bytes, load_pretrained, write_json
+from .errors import RunError
 
-
-def load_snippet(p: dict, out: Path) -> str:
-    """The Python that rebuilds the encoder and loads the exported weights."""
-    m = p["model"]
-    if p["method"] == "mae":
-        depth = f", depth={m['depth']}" if m["depth"] is not None else ""
-        pool = "[:, 0]  # the cls token" if m["feature_pool"] == "cls" else \
-            "[:, 1:].mean(dim=1)  # mean of the patch tokens"
-        return (f"import timm, torch\n"
-                f"model = timm.create_model('{m['encoder']}', pretrained=False, "
-                f"img_size={p['data']['image_size']}, patch_size={m['patch_size']}{depth}, "
-                f"num_classes=0, global_pool='')\n"
-                f"model.load_state_dict(torch.load('{out.name}', weights_only=True))\n"
-                f"model.eval()\n"
-                f"features = model.forward_features(images){pool}")
-    stem = ("model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)\n"
-            "model.maxpool = torch.nn.Identity()\n") if m["stem"] == "cifar" else ""
-    return (f"import torch, torchvision\n"
-            f"model = torchvision.models.{m['encoder']}()\n{stem}"
-            f"model.fc = torch.nn.Identity()\n"
-            f"model.load_state_dict(torch.load('{out.name}', weights_only=True))\n"
-            f"model.eval()\n"
-            f"features = model(images)")
+FORMATS = (".safetensors", ".pt")
 
 
 def export(run: Path | str, out: Path | str) -> Path:
     run, out = Path(run), Path(out)
+    if out.suffix not in FORMATS:
+        raise RunError(f"--out '{out}': name the file with a suffix of {' or '.join(FORMATS)} "
+                       f"(safetensors is the one timm and Hugging Face load without pickle).")
     model, p = load_pretrained(run)
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.encoder.state_dict().items()}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    runs.atomic_write_bytes(out, buf.getvalue())
+    state, snippet = methods.get(p).export(model, p, out.name)
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+    if out.suffix == ".pt":
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
+        snippet = snippet.replace("from safetensors.torch import load_file\n", "").replace(
+            f"load_file('{out.name}')", f"torch.load('{out.name}', weights_only=True)")
+    else:
+        data = safetensors_bytes(state, metadata={"method": p["method"],
+                                                  "encoder": p["model"]["encoder"]})
+    atomic_write_bytes(out, data)
     info = {"method": p["method"], "encoder": p["model"]["encoder"], "run": str(run),
             "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
             "normalize": {"mean": p["data"]["mean"], "std": p["data"]["std"]},
-            "load": load_snippet(p, out)}
-    runs.write_json(out.with_name(out.name + ".json"), info)
+            "load": snippet}
+    write_json(out.with_name(out.name + ".json"), info)
     return out

@@ -1,8 +1,10 @@
 """Frozen-encoder features, computed once and cached on disk with the params that made them.
 
 Cache: <run>/features/<kind>_<split>_<key>.pt where the key hashes everything the features depend
-on (checkpoint step and size, data params, pooling), so a change makes new features instead of
-reusing stale ones. `kind` is `pretrained` or `random_init` (the same architecture, untrained).
+on: the encoder's weights (the checkpoint file for a trained one; for the random-init one the
+weights themselves, so any setting that changes the random encoder changes the key), the data
+params, the pooling and the engine code. `kind` is `pretrained` or `random_init` (the same
+architecture, untrained).
 """
 from __future__ import annotations
 
@@ -14,36 +16,48 @@ import torch
 
 from . import runs
 from .augment import Normalize
+from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from .data import load_split
 from .device import resolve_device
-from .models import build_model
-from .train import load_pretrained
+from .methods import build_model
 
 KINDS = ("pretrained", "random_init")
 
 
-def _key(p: dict, kind: str, split: str, ckpt: Path) -> str:
+def weights_digest(module: torch.nn.Module) -> str:
+    """A hash of a module's parameters and buffers (names, shapes and values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode() + str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _key(p: dict, kind: str, split: str, ckpt: Path, random_encoder=None) -> str:
     stat = ckpt.stat() if kind == "pretrained" else None
     ident = {"kind": kind, "split": split, "data": p["data"], "model": p["model"],
-             "method": p["method"], "seed": p["seed"],
-             "ckpt": [stat.st_size, stat.st_mtime_ns] if stat else None}
+             "method": p["method"], "code": runs.code_version(),
+             "ckpt": [stat.st_size, stat.st_mtime_ns] if stat else None,
+             "weights": weights_digest(random_encoder) if random_encoder is not None else None}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @torch.no_grad()
-def extract(model: torch.nn.Module, images: torch.Tensor, normalize: Normalize, pool: str,
+def extract(model: torch.nn.Module, images: torch.Tensor, normalize: Normalize,
             batch_size: int, device: torch.device) -> torch.Tensor:
     """float32 (N, D) features of uint8 images (N, 3, S, S), in batches, in eval mode."""
     model.eval()
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = normalize(images[start:start + batch_size].to(device, non_blocking=True))
-        out.append(model.features(x, pool).float().cpu())
+        out.append(model.features(x).float().cpu())
     return torch.cat(out)
 
 
 def random_init_model(p: dict) -> torch.nn.Module:
-    """The baseline encoder: same architecture, same initialisation seed, never trained."""
+    """The baseline encoder: same architecture, same initialisation seed, never trained. Its
+    BatchNorm layers (ResNets) keep their initial running statistics (mean 0, variance 1): the
+    network exactly as pretraining starts it, read in eval mode."""
     torch.manual_seed(p["seed"])
     return build_model(p)
 
@@ -55,18 +69,18 @@ def features(run: Path | str, kind: str = "pretrained", split: str = "train",
         raise ValueError(f"kind must be one of {KINDS}")
     run = Path(run)
     model, p = load_pretrained(run)  # validates the run even for the random-init baseline
-    ckpt = run / "checkpoints" / "last.pt"
-    cache = run / "features" / f"{kind}_{split}_{_key(p, kind, split, ckpt)}.pt"
-    if cache.is_file() and not refresh:
-        return runs.load_checkpoint(cache)
-    dev = resolve_device(device or p["device"])
     if kind == "random_init":
         model = random_init_model(p)
+    ckpt = run / "checkpoints" / "last.pt"
+    key = _key(p, kind, split, ckpt, model.encoder if kind == "random_init" else None)
+    cache = run / "features" / f"{kind}_{split}_{key}.pt"
+    if cache.is_file() and not refresh:
+        return load_checkpoint(cache)
+    dev = resolve_device(device or p["device"])
     data = load_split(p["data"], split)
     normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
-    feats = extract(model.to(dev), data.images, normalize, p["model"]["feature_pool"],
-                    p["eval"]["batch_size"], dev)
+    feats = extract(model.to(dev), data.images, normalize, p["eval"]["batch_size"], dev)
     out = {"features": feats, "labels": data.labels.clone(), "classes": list(data.classes),
            "key": cache.stem}
-    runs.save_checkpoint(cache, out)
+    save_checkpoint(cache, out)
     return out

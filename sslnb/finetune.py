@@ -11,34 +11,34 @@ import torch.nn.functional as F
 
 from .augment import BatchAugment, Normalize
 from .data import ImageSet
-from .optim import build_optimizer, set_lr, warmup_cosine
+from .optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
 from .probe import topk_correct
-from .train import step_generator
+from .randomness import step_generator
 
 FINETUNE_AUGMENT = {"crop_scale": [0.2, 1.0], "crop_ratio": [0.75, 1.3333333], "flip_p": 0.5,
                     "jitter_p": 0.0, "jitter_strength": 1.0, "gray_p": 0.0, "blur_p": 0.0}
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: nn.Module, num_classes: int, pool: str):
+    def __init__(self, backbone: nn.Module, num_classes: int):
         super().__init__()
-        self.backbone, self.pool = backbone, pool
+        self.backbone = backbone
         self.head = nn.Linear(backbone.feature_dim, num_classes)
 
     def forward(self, x):
-        return self.head(self.backbone.features(x, self.pool))
+        return self.head(self.backbone.features(x))
 
 
 def finetune(backbone: nn.Module, train: ImageSet, val: ImageSet, p: dict,
              device: torch.device, seed: int = 0, on_epoch=None) -> dict:
     e = p["eval"]
     torch.manual_seed(seed)
-    model = Classifier(backbone, len(train.classes), p["model"]["feature_pool"]).to(device)
-    train = train.subset(e["finetune_max_train"])
+    model = Classifier(backbone, len(train.classes)).to(device)
+    train = train.stratified(e["finetune_max_train"], seed)  # every class, not the first few
     bs = min(e["finetune_batch_size"], len(train))
     steps_per_epoch = len(train) // bs
     total = steps_per_epoch * e["finetune_epochs"]
-    lr = e["finetune_base_lr"] * bs / 256
+    lr = scaled_lr(e["finetune_base_lr"], bs)
     opt = build_optimizer(model, "adamw", lr, 0.05, (0.9, 0.999))
     size, mean, std = p["data"]["image_size"], p["data"]["mean"], p["data"]["std"]
     augment, normalize = BatchAugment(FINETUNE_AUGMENT, size, mean, std), Normalize(mean, std, size)

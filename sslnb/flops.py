@@ -1,4 +1,4 @@
-"""Training FLOPs per image, counted analytically, for model-FLOP utilisation (MFU).
+"""FLOP formulas for model-FLOP utilisation (MFU); each method's `train_flops_per_image` uses them.
 
 A multiply-add counts 2 FLOPs; training costs 3x the forward (backward = 2x forward), as in the
 PaLM/Chinchilla convention. Norms, activations, softmax and the loss are left out (under 1%).
@@ -16,6 +16,8 @@ SimCLR counts both views and the projection head.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
@@ -24,21 +26,8 @@ def vit_block(tokens: int, dim: int, mlp_ratio: float = 4.0) -> float:
     return (8 + 4 * mlp_ratio) * tokens * dim ** 2 + 4 * tokens ** 2 * dim
 
 
-def mae_forward(image_size: int, patch: int, dim: int, depth: int, mask_ratio: float,
-                dec_dim: int, dec_depth: int, mlp_ratio: float = 4.0,
-                dec_mlp_ratio: float = 4.0) -> float:
-    n = (image_size // patch) ** 2
-    keep = int(n * (1 - mask_ratio))
-    pix = 3 * patch * patch
-    encoder = 2 * n * pix * dim + depth * vit_block(keep + 1, dim, mlp_ratio)
-    decoder = (2 * (keep + 1) * dim * dec_dim + dec_depth * vit_block(n + 1, dec_dim, dec_mlp_ratio)
-               + 2 * (n + 1) * dec_dim * pix)
-    return encoder + decoder
-
-
 def module_forward(model: nn.Module, input_shape: tuple) -> float:
     """Conv and linear FLOPs of one forward of `model`, output sizes from a meta-device pass."""
-    import copy
     meta = copy.deepcopy(model).to("meta").eval()
     total = 0.0
 
@@ -56,21 +45,3 @@ def module_forward(model: nn.Module, input_shape: tuple) -> float:
     with torch.no_grad():
         meta(torch.empty(input_shape, device="meta"))
     return total
-
-
-def train_flops_per_image(p: dict, model: nn.Module | None = None) -> float:
-    """Training FLOPs per image (3x forward) of a resolved params dict."""
-    from .models import build_model
-    s = p["data"]["image_size"]
-    if p["method"] == "mae":
-        model = model or build_model(p)
-        enc = model.encoder
-        a = p["mae"]
-        dec_mlp = model.decoder_blocks[0].mlp.fc1.out_features / a["decoder_dim"]
-        mlp = enc.blocks[0].mlp.fc1.out_features / enc.embed_dim
-        fwd = mae_forward(s, p["model"]["patch_size"], enc.embed_dim, len(enc.blocks),
-                          a["mask_ratio"], a["decoder_dim"], a["decoder_depth"], mlp, dec_mlp)
-        return 3 * fwd
-    model = model or build_model(p)
-    net = nn.Sequential(model.encoder, model.projector)
-    return 3 * module_forward(net, (2, 3, s, s))  # the two views of one image

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,21 +15,15 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ParamsError
+from .methods import METHODS
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
-# What each method changes from defaults.yaml (the papers' recipes, scaled to small images).
-METHOD_DEFAULTS: dict[str, dict] = {
-    "mae": {},
-    "simclr": {
-        "model": {"encoder": "resnet18", "stem": "imagenet"},
-        "augment": {"crop_scale": [0.08, 1.0], "jitter_p": 0.8, "gray_p": 0.2},
-        "train": {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1.0e-6},
-    },
-}
+# What each method changes from defaults.yaml (its papers' recipe): in the method's own file.
+METHOD_DEFAULTS: dict[str, dict] = {name: m.defaults for name, m in METHODS.items()}
 
 CHOICES = {
-    "method": ("mae", "simclr"),
+    "method": tuple(METHODS),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data.source": ("shapes", "imagenet100", "imagenet", "imagefolder", "cifar10", "cifar100",
                     "stl10"),
@@ -72,6 +67,7 @@ POSITIVE_INTS = {
 # Keys whose default is null, with the type they take when set.
 NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
             "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
+            "simclr.proj_hidden_dim": int,
             "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
 PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
@@ -91,12 +87,12 @@ def load_defaults() -> dict:
         return yaml.safe_load(f)
 
 
-def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
@@ -110,7 +106,7 @@ def _set(d: dict, dotted: str, value: Any) -> None:
 
 
 def _merge(base: dict, over: Mapping, source: str, known: dict[str, Any]) -> None:
-    for key, value in _flatten(over).items():
+    for key, value in flatten(over).items():
         _check_known(key, source, known)
         _set(base, key, value)
 
@@ -164,7 +160,7 @@ def checkpoint_interval(value) -> tuple[str, float]:
 
 
 def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
-    flat = _flatten(p)
+    flat = flatten(p)
     for key, value in flat.items():
         src = source_of.get(key, "defaults")
         default = defaults_flat[key]
@@ -211,16 +207,19 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
         if want is list:
             if key in PAIRS:
                 ok = (isinstance(value, list) and len(value) == 2
-                      and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+                      and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                              and math.isfinite(x) for x in value)
                       and 0 <= value[0] <= value[1])
                 if not ok:
                     fail("a list [low, high] of two numbers with 0 <= low <= high")
             elif not (isinstance(value, list) and len(value) == len(default)
-                      and all(isinstance(x, (int, float)) for x in value)):
+                      and all(isinstance(x, (int, float)) and math.isfinite(x) for x in value)):
                 fail(f"a list of {len(default)} numbers like {default}")
             continue
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
             fail(f"a {want.__name__}" + (" or null" if key in NULLABLE else ""))
+        if want is float and not math.isfinite(value):
+            fail("a finite number (not .nan or .inf)")
         if key in CHOICES and value not in CHOICES[key]:
             close = difflib.get_close_matches(str(value), CHOICES[key], n=1)
             fail(" | ".join(CHOICES[key]) + (f" (did you mean '{close[0]}'?)" if close else ""))
@@ -238,20 +237,20 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
 
 
 def _check_consistency(p: dict, source_of: dict[str, str]) -> None:
-    size, patch = p["data"]["image_size"], p["model"]["patch_size"]
-    if p["method"] == "mae" and size % patch:
-        src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
-        raise ParamsError(
-            f"{src}: data.image_size={size} is not divisible by model.patch_size={patch}; MAE cuts "
-            f"the image into whole patches. Choose a patch size that divides the image size "
-            f"(e.g. 4 for 32px, 16 for 224px)."
-        )
-    if p["method"] == "simclr" and p["train"]["batch_size"] < 2:
-        raise ParamsError(
-            f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
-            f"{p['train']['batch_size']}, but SimCLR needs at least 2 images per batch: the other "
-            f"images of the batch are its negatives. Use a batch of 2 or more (the paper used 4096)."
-        )
+    METHODS[p["method"]].check(p, source_of)
+
+
+def read_text(path: Path, what: str = "params file") -> str:
+    """A params file's text; a binary or non-UTF-8 file is a ParamsError, not a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: this {what} is not UTF-8 text (byte {e.start} cannot be "
+                          f"decoded): is it the right file? Pass a YAML file such as "
+                          f"params/demo/mae_vit_tiny.yaml.") from None
+    except OSError as e:
+        raise ParamsError(f"{path}: the {what} cannot be read ({e.strerror}). Pass a readable "
+                          f"YAML file.") from None
 
 
 def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | None = None) -> dict:
@@ -261,7 +260,7 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
     (from --set). Raises ParamsError with a one-paragraph explanation on any mistake.
     """
     defaults = load_defaults()
-    known = _flatten(defaults)
+    known = flatten(defaults)
     user: dict = {}
     source_of: dict[str, str] = {}
     src_name = str(path) if path else "params"
@@ -271,7 +270,7 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
             raise ParamsError(f"{path}: params file not found. Pass an existing YAML file, "
                               f"e.g. --params params/demo/mae.yaml.")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as e:
             raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}. Fix the syntax "
                               f"(indent with spaces, 'key: value' pairs).") from None
@@ -279,10 +278,10 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
             raise ParamsError(f"{path}: expected a mapping of keys to values at the top level, "
                               f"got {_type_name(loaded)}.")
         _merge(user, loaded, str(path), known)
-        source_of.update({k: str(path) for k in _flatten(loaded)})
+        source_of.update({k: str(path) for k in flatten(loaded)})
     if overrides:
         items = (dict(parse_override(o) for o in overrides) if isinstance(overrides, list)
-                 else _flatten(overrides))
+                 else flatten(overrides))
         for key, value in items.items():
             _check_known(key, "override", known)
             _set(user, key, value)

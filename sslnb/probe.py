@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.optim import Lars
 
-from .optim import set_lr, warmup_cosine
+from .optim import scaled_lr, set_lr, warmup_cosine
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[torch.Tensor]:
@@ -48,23 +48,25 @@ def _evaluate(model, x, y, batch_size):
     return loss.item() / n, 100.0 * c1.item() / n, 100.0 * c5.item() / n
 
 
-def linear_probe(train_x, train_y, val_x, val_y, num_classes: int, epochs: int = 100,
-                 batch_size: int = 256, optimizer: str = "lars", base_lr: float = 0.1,
+def linear_probe(train_x, train_y, val_x, val_y, *, num_classes: int, epochs: int = 100,
+                 batch_size: int = 256, optimizer: str = "sgd", base_lr: float = 0.1,
                  weight_decay: float = 0.0, warmup_epochs: int = 10, seed: int = 0,
                  device: str | torch.device = "cpu", on_epoch=None) -> dict:
-    """Train the probe; returns {'history': [per-epoch dicts], 'final': last epoch's dict}."""
+    """Train the probe; returns {'history': [per-epoch dicts], 'final': last epoch's dict}.
+    Settings by keyword (`**probe_settings(params['eval'])` passes the eval section's)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = linear_classifier(train_x.shape[1], num_classes).to(device)
     train_x, train_y = train_x.to(device), train_y.to(device)
     val_x, val_y = val_x.to(device), val_y.to(device)
     weight, bias = model[1].weight, model[1].bias
-    lr = base_lr * batch_size / 256
+    lr = scaled_lr(base_lr, batch_size)
     if optimizer == "lars":
-        # Trust-ratio adaptation on the weight matrix, not the bias (as the MAE probe's LARS).
-        opt = Lars([{"params": [weight], "always_adapt": True},
-                    {"params": [bias], "always_adapt": False}],
-                   lr=lr, momentum=0.9, weight_decay=weight_decay)
+        # Trust-ratio adaptation and decay on the weight matrix only; the bias takes plain
+        # momentum-SGD steps (as the MAE probe's LARS excludes biases).
+        opt = Lars([{"params": [weight], "always_adapt": True, "weight_decay": weight_decay},
+                    {"params": [bias], "always_adapt": False, "weight_decay": 0.0}],
+                   lr=lr, momentum=0.9)
     else:
         opt = torch.optim.SGD([{"params": [weight], "weight_decay": weight_decay},
                                {"params": [bias], "weight_decay": 0.0}], lr=lr, momentum=0.9)
@@ -102,6 +104,13 @@ def linear_probe(train_x, train_y, val_x, val_y, num_classes: int, epochs: int =
         if on_epoch is not None:
             on_epoch(rec)
     return {"history": history, "final": history[-1]}
+
+
+def probe_settings(e: dict) -> dict:
+    """The linear-probe keywords of a params['eval'] section."""
+    return {"epochs": e["probe_epochs"], "batch_size": e["probe_batch_size"],
+            "optimizer": e["probe_optimizer"], "base_lr": e["probe_base_lr"],
+            "weight_decay": e["probe_weight_decay"], "warmup_epochs": e["probe_warmup_epochs"]}
 
 
 @torch.no_grad()

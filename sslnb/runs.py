@@ -9,19 +9,18 @@ logs/<name>/
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import params as params_mod
+from .checkpoint import CHECKPOINTS, atomic_write_bytes, has_checkpoint, write_json  # noqa: F401
 from .errors import RunError
 
 
@@ -48,20 +47,23 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
 
 
-PRESENTATION = {"plots.py", "compare.py", "report.py", "notebook.py", "__main__.py"}
-
-
 def code_version() -> str:
-    """Hash of the sslnb source that makes runs: a run made by other code is not reused.
-    Presentation modules (figures, tables, report assembly) are left out, so editing them
-    rebuilds the report in seconds."""
+    """Hash of the engine's source (every .py of sslnb outside the presentation folder `report/`
+    and the command line): a run made by other engine code is not reused, while editing figures,
+    tables or the report's assembly rebuilds the report in seconds."""
     import hashlib
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256()
     # defaults.yaml is left out: the resolved params, compared separately, already contain it.
-    for f in sorted(f for f in pkg.rglob("*.py") if f.name not in PRESENTATION):
-        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    for f in sorted(pkg.rglob("*.py")):
+        rel = f.relative_to(pkg)
+        if rel.parts[0] in PRESENTATION:
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
+
+
+PRESENTATION = ("report", "__main__.py")  # folders and files of sslnb that never change a run
 
 
 def finished_same_run(p: dict) -> Path | None:
@@ -113,7 +115,7 @@ def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
             stale.unlink(missing_ok=True)
         return run
     if run.exists() and any(run.iterdir()):
-        if not overwrite:
+        if not overwrite and not only_a_failed_start(run):
             raise RunError(
                 f"run directory '{run}' already holds a run. Choose another name (--set name=...), "
                 f"continue it with --resume, or replace it with --overwrite.")
@@ -122,6 +124,19 @@ def prepare(p: dict, resume: bool = False, overwrite: bool = False) -> Path:
     (run / "checkpoints").mkdir(exist_ok=True)
     params_mod.save(p, run / "params.yaml")
     return run
+
+
+STARTED = {"params.yaml", "env.json", "model.json", "data.json", "metrics", "checkpoints"}
+
+
+def only_a_failed_start(run: Path) -> bool:
+    """True when `run` holds only what a pretraining writes as it starts, with no checkpoint and
+    no finished summary (a start that failed before its first checkpoint): nothing to lose, so
+    the next attempt may replace it. Any other file keeps the directory protected."""
+    if not {f.name for f in run.iterdir()} <= STARTED:
+        return False
+    ckpts = run / "checkpoints"
+    return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))
 
 
 def auto_resume(p: dict) -> tuple[bool, bool]:
@@ -142,8 +157,8 @@ def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
     """A resumed run may extend its epochs and re-split its global batch (batch_size x
     accum_steps x processes, checked against the checkpoint); other changes would mix two runs."""
     import yaml
-    old = params_mod._flatten(yaml.safe_load((run / "params.yaml").read_text()))
-    new = params_mod._flatten(p)
+    old = params_mod.flatten(yaml.safe_load((run / "params.yaml").read_text()))
+    new = params_mod.flatten(p)
     diff = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k)
                   and k not in ("train.epochs", "resume", "train.batch_size", "train.accum_steps"))
@@ -156,86 +171,6 @@ def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
         params_mod.save(p, run / "params.yaml")
 
 
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(path: Path, state: dict, keep_previous: bool = False) -> None:
-    """torch.save to a temporary file in the same directory, fsync, rename: a kill at any moment
-    leaves either the previous checkpoint or the new one, never a torn file. keep_previous: the
-    replaced file stays as prev.pt, a second good checkpoint to fall back on."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    if keep_previous and path.is_file():
-        os.replace(path, path.with_name("prev.pt"))  # a kill right here leaves prev.pt: resumable
-    atomic_write_bytes(path, buf.getvalue())
-
-
-CHECKPOINTS = ("last.pt", "prev.pt")  # newest first
-
-
-def has_checkpoint(run: Path) -> bool:
-    return any((run / "checkpoints" / name).is_file() for name in CHECKPOINTS)
-
-
-def latest_checkpoint(run: Path, map_location="cpu") -> tuple[Path, dict]:
-    """The newest checkpoint of a run that loads (last.pt, else prev.pt)."""
-    errors = []
-    for name in CHECKPOINTS:
-        path = run / "checkpoints" / name
-        if path.is_file():
-            try:
-                return path, load_checkpoint(path, map_location)
-            except RunError as e:
-                errors.append(str(e))
-    raise RunError(f"no loadable checkpoint in '{run / 'checkpoints'}'"
-                   + (f" ({'; '.join(errors)})" if errors else "") + ". Start the run without "
-                   "--resume (or with --overwrite), or check the run name and out_dir.")
-
-
-def rng_states() -> dict:
-    """Python, NumPy, torch and CUDA generator states, as tensors and plain lists (loadable with
-    weights_only). sslnb draws its own randomness from per-step generators; these keep any other
-    code that uses the global generators on the same path after a resume."""
-    import random
-
-    import numpy as np
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_states(state: dict) -> None:
-    import random
-
-    import numpy as np
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def check_writable(out_dir: Path) -> None:
     """Before any work: the nearest existing folder of out_dir must be a writable directory."""
     probe = Path(out_dir).resolve()
@@ -246,18 +181,6 @@ def check_writable(out_dir: Path) -> None:
         raise RunError(f"out_dir '{out_dir}' cannot be written: '{probe}' {what}. Set out_dir "
                        f"(params key 'out_dir' or --set out_dir=...) to a writable directory; "
                        f"on Kaggle, under /kaggle/working.")
-
-
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """Tensors and plain containers only (weights_only): a crafted pickle cannot run code."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"checkpoint '{path}' does not exist. Pretrain the run first "
-                       f"(python -m sslnb pretrain --params ...).") from None
-    except Exception as e:  # unpickling refused or a torn file
-        raise RunError(f"checkpoint '{path}' cannot be loaded safely ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:200]}). Re-run or resume the pretraining.") from None
 
 
 class JsonlLog:

@@ -1,9 +1,11 @@
-"""Self-supervised pretraining loop for MAE and SimCLR.
+"""Self-supervised pretraining of one run, for any method in sslnb/methods/.
 
-Everything random in a step (data order, crops, jitter, masks) is drawn from generators seeded by
-(seed, epoch) or (seed, step), so a run stopped and resumed from a checkpoint produces the same
-weights as one that never stopped. The step makes no host synchronisation: losses accumulate on
-the device and are read every `train.log_every` steps.
+`pretrain()` reads top to bottom in execution order: params, devices and processes, data and
+schedule, model and optimiser, the run directory (and where a resumed run left off), the loop,
+the summary. Everything random in a step (data order, crops, jitter, masks) is drawn from
+generators keyed by (seed, epoch) or (seed, step), so a run stopped and resumed from a checkpoint
+ends with the same weights as one that never stopped. The step makes no host synchronisation:
+losses accumulate on the device and are read every `train.log_every` steps.
 """
 from __future__ import annotations
 
@@ -12,75 +14,31 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import distributed, runs
+from . import checkpoint, distributed, methods, runs
 from .augment import BatchAugment
 from .data import ImageSet, load_split
 from .data.feeder import Feeder
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
-from .errors import ParamsError
-from .models import build_model, count_params
-from .optim import build_optimizer, set_lr, warmup_cosine
-from .params import checkpoint_interval, resolve
+from .errors import ParamsError, RunError
+from .optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
+from .params import checkpoint_interval, flatten, resolve
 from .randomness import global_rows, step_generator
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) under torch.distributed, (0, 1) otherwise."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed * 7919 + epoch)
-    return torch.randperm(n, generator=g)
-
-
-def batch_indices(n: int, seed: int, start_step: int, total_steps: int, steps_per_epoch: int,
-                  accum: int, batch: int, world_size: int, rank: int,
-                  device: torch.device | str = "cpu"):
-    """The image indices of every micro-batch of this process from `start_step` on: each epoch a
-    fresh permutation (a pure function of seed and epoch), cut into consecutive batches. The
-    permutation moves to `device` once per epoch, so steps copy nothing from the host."""
-    order, order_epoch = None, -1
-    for step in range(start_step, total_steps):
-        epoch, in_epoch = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(n, seed, epoch).to(device), epoch
-        for micro in range(accum):
-            first = (in_epoch * accum + micro) * batch * world_size
-            yield order[first + rank * batch: first + (rank + 1) * batch]
-
-
-def progress(total: int, initial: int, desc: str):
-    """A bar that reads well in a terminal, and as sparse plain lines in papermill logs;
-    SSLNB_PROGRESS=0 turns it off (the report build does, so bars do not fill the report)."""
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=tty,
-                mininterval=0.5 if tty else 10.0, ascii=not tty, leave=True,
-                disable=os.environ.get("SSLNB_PROGRESS", "1") == "0")  # report builds set 0
-
-
-def autocast(device: torch.device, dtype):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
+def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
              overwrite: bool = False, stop_after_steps: int | None = None,
              reuse: bool = False) -> Path:
     """Pretrain one run and return its directory. `params` is a resolved dict or a params file.
 
     reuse: return at once when the run directory already holds a finished run of the same params
-    and the same sslnb code; otherwise replace it (the report's runs are rebuilt this way).
-
+    and the same sslnb engine code; otherwise replace it (the report's runs are rebuilt this way).
     stop_after_steps: checkpoint and return after this many optimizer steps in this call (for
     time-boxed sessions and tests); `resume=True` continues from the run's last checkpoint.
     """
@@ -90,179 +48,300 @@ def pretrain(params: dict | str | Path, overrides=None, resume: bool = False,
     if reuse:
         done = runs.finished_same_run(p)
         if done is not None:
-            print(f"reusing finished run {done} (same params, same code)")
             return done
         overwrite = True
+    t, method = p["train"], methods.get(p)
+
     distributed.init_from_env(p["device"])  # under torchrun: join the process group
     device = distributed.local_device(resolve_device(p["device"]))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolutions once
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
-    rank, world_size = world()
-    t = p["train"]
-    every_kind, every_n = checkpoint_interval(t["checkpoint_every"])
+    rank, world_size = distributed.world()
     runs.check_writable(p["out_dir"])  # before the expensive work, and before writing anything
 
+    torch.manual_seed(p["seed"])  # model initialisation; a bad encoder fails before any work
+    net = method.prepare(methods.build_model(p), p).to(device)
     data = load_split(p["data"], "pretrain")
-    per_step = t["batch_size"] * t["accum_steps"] * world_size
-    steps_per_epoch = len(data) // per_step
-    if steps_per_epoch == 0:
-        raise ParamsError(
-            f"train.batch_size={t['batch_size']} x train.accum_steps={t['accum_steps']} x "
-            f"{world_size} process(es) = {per_step} images per step, but the training set has only "
-            f"{len(data)}. Lower the batch size or use more data.")
-    total_steps = steps_per_epoch * t["epochs"]
-    run = runs.prepare(p, resume=resume, overwrite=overwrite) if rank == 0 else runs.run_dir_of(p)
-    if world_size > 1:
-        dist.barrier()  # the run directory exists (or the refusal was raised) before others go on
-
-    torch.manual_seed(p["seed"])  # model initialisation
-    net = build_model(p).to(device)  # the unwrapped module: checkpoints and sizes come from it
+    sched = Schedule.of(len(data), t, world_size)
     if world_size > 1 and t["sync_bn"]:
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # statistics of the global batch
-    if p["method"] == "simclr" and t["channels_last"]:
-        net = net.to(memory_format=torch.channels_last)
-    lr_peak = t["base_lr"] * per_step / 256
-    opt = build_optimizer(net, t["optimizer"], lr_peak, t["weight_decay"], t["betas"],
+    opt = build_optimizer(net, t["optimizer"], sched.lr_peak, t["weight_decay"], t["betas"],
                           t["momentum"])
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    step = 0
-    if resume:
-        path, state = runs.latest_checkpoint(run, map_location=device)
-        if (state.get("method"), state.get("encoder")) != (p["method"], p["model"]["encoder"]):
-            raise runs.RunError(
-                f"--resume: checkpoint '{path}' was made by {state.get('method')}/"
-                f"{state.get('encoder')}, but the params say {p['method']}/"
-                f"{p['model']['encoder']}. Resume with the run's own params, or start a new run.")
-        if state.get("images_per_step", per_step) != per_step:
-            raise runs.RunError(
-                f"--resume: the checkpoint was made with {state['images_per_step']} images per "
-                f"optimizer step, this launch gives {per_step} (batch_size {t['batch_size']} x "
-                f"accum_steps {t['accum_steps']} x {world_size} processes). Keep the global batch: "
-                f"set train.accum_steps so that the product is {state['images_per_step']}.")
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step = state["step"]
-        if "rng" in state:
-            runs.set_rng_states(state["rng"])
+
+    run = open_run(p, resume, overwrite, rank, world_size)
+    step = restore(run, p, net, opt, scaler, sched.images_per_step, device) if resume else 0
+    if rank == 0 and not resume:
+        checkpoint.write_json(run / "env.json", runs.environment(device))
+        checkpoint.write_json(run / "model.json", methods.describe(p, net))
+        checkpoint.write_json(run / "data.json", data_summary(data))
+
     model = torch.nn.parallel.DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None) if world_size > 1 else net
-    forward = torch.compile(model) if t["compile"] else model
-
     augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
                            p["data"]["std"])
+    train_step = TrainStep(model, opt, scaler, augment, p, device, amp_dtype)
     feeder = Feeder(data.images, device, p["data"]["placement"])  # uint8, decoded once
-    batches = feeder.stream(batch_indices(len(data), p["seed"], step, total_steps,
-                                          steps_per_epoch, t["accum_steps"], t["batch_size"],
-                                          world_size, rank, feeder.index_device))
-    warmup = int(round(t["warmup_epochs"] * steps_per_epoch))
-    if rank == 0:
-        log_steps = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
-        log_epochs = runs.JsonlLog(run / "metrics" / "epochs.jsonl",
-                                   keep_until_step=step // steps_per_epoch, key="epoch")
-        if not resume:
-            runs.write_json(run / "env.json", runs.environment(device))
-            runs.write_json(run / "model.json", describe(p, net))
-            runs.write_json(run / "data.json", data_summary(data))
-
-    finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss, no host sync
-
-    def checkpoint() -> None:
-        nonlocal last_save, step_saved
-        if not bool(finite):  # one sync per checkpoint: never save weights past a NaN
-            raise non_finite_error(step, lr, p, last_good=step_saved)
-        last_save = time.monotonic()
-        if rank:
-            return
-        runs.save_checkpoint(run / "checkpoints" / "last.pt", {
-            "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
-            "method": p["method"], "encoder": p["model"]["encoder"], "rng": runs.rng_states(),
-            "images_per_step": per_step, "world_size": world_size,
-            "params": runs.params_mod._flatten(p)}, keep_previous=True)
-        step_saved = step
+    batches = feeder.stream(batch_indices(len(data), p["seed"], step, sched, t["batch_size"],
+                                          rank, world_size, feeder.index_device))
+    meter = Meter(run, step, sched, device, world_size, t["log_every"], f"{method.name} {p['name']}")
+    saver = Saver(run, p, net, opt, scaler, sched, step, meter.finite)
 
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    epoch_loss = torch.zeros((), device=device)
     steps_in_call = 0
-    last_save, step_saved = time.monotonic(), step  # the step of the last good checkpoint
-    bar = progress(total_steps, step, f"{p['method']} {p['name']}") if rank == 0 else None
-    mark, mark_step, epoch_start = time.perf_counter(), step, time.perf_counter()
-    try:
-        while step < total_steps:
-            in_epoch = step % steps_per_epoch
-            if in_epoch == 0:
-                epoch_loss.zero_()
-                epoch_start = time.perf_counter()
-            lr = warmup_cosine(step, total_steps, warmup, lr_peak, t["min_lr"])
+    with meter:
+        while step < sched.total_steps:
+            lr = warmup_cosine(step, sched.total_steps, sched.warmup_steps, sched.lr_peak,
+                               t["min_lr"])
             set_lr(opt, lr)
             try:
-                step_loss = train_step(forward, model, opt, scaler, augment, batches, p, step,
-                                       rank, device, amp_dtype)
+                loss = train_step(batches, step)
             except torch.OutOfMemoryError:
                 raise out_of_memory_error(p, device, world_size) from None
-            step += 1
-            steps_in_call += 1
-            loss_sum += step_loss
-            finite &= torch.isfinite(step_loss)
-            epoch_loss += step_loss
-            if rank == 0:
-                bar.update(1)
-            if step % t["log_every"] == 0 or step == total_steps:
-                if world_size > 1:
-                    dist.all_reduce(loss_sum)  # the mean over every process's samples
-                    loss_sum /= world_size
-                mean_loss = loss_sum.item() / (step - mark_step)  # the one host sync, every N steps
-                now = time.perf_counter()
-                ips = (step - mark_step) * per_step / (now - mark)
-                if not math.isfinite(mean_loss):
-                    raise non_finite_error(step, lr, p, last_good=step_saved, loss=mean_loss)
-                if rank == 0:
-                    log_steps.write({"step": step, "epoch": step / steps_per_epoch, "loss": mean_loss,
-                                     "lr": lr, "images_per_s": ips})
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}")
-                loss_sum.zero_()
-                mark, mark_step = now, step
-            if step % steps_per_epoch == 0:
-                if world_size > 1:
-                    dist.all_reduce(epoch_loss)  # every process's samples, once per epoch
-                    epoch_loss /= world_size
-                seconds = time.perf_counter() - epoch_start
-                if rank == 0:
-                    log_epochs.write({
-                        "epoch": step // steps_per_epoch, "step": step,
-                        "loss": epoch_loss.item() / steps_per_epoch, "epoch_time_s": seconds,
-                        "images_per_s": steps_per_epoch * per_step / seconds,
-                        "peak_mem_mb": peak_memory_mb(device)})
-            if checkpoint_due(every_kind, every_n, step, steps_per_epoch, last_save) \
-                    or step == total_steps:
-                checkpoint()
-            if stop_after_steps is not None and steps_in_call >= stop_after_steps and step < total_steps:
-                checkpoint()
+            step, steps_in_call = step + 1, steps_in_call + 1
+            meter.update(step, loss, lr, p)
+            saver.after(step, stop=stop_after_steps is not None
+                        and steps_in_call >= stop_after_steps)
+            if saver.stopped:
                 break
-    except BaseException:
-        if bar is not None:
-            bar.close()  # an error message then starts on its own line
-        raise
-    if bar is not None:
-        bar.close()
-    if rank == 0 and step == total_steps:
-        epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
-        runs.write_json(run / "summary.json", {
-            "method": p["method"], "encoder": p["model"]["encoder"], "steps": step,
-            "epochs": t["epochs"], "images_per_step": per_step,
-            "final_loss": epochs[-1]["loss"] if epochs else None,
-            "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / max(1, len(epochs)),
-            "images_per_s": sum(e["images_per_s"] for e in epochs) / max(1, len(epochs)),
-            "peak_mem_mb": max((e["peak_mem_mb"] for e in epochs), default=None),
-            "device": device_name(device), "precision": str(amp_dtype or "fp32"),
-            "code_version": runs.code_version()})
+    if rank == 0 and step == sched.total_steps:
+        summarise(run, p, sched, device, amp_dtype)
     return run
 
 
+@dataclass
+class Schedule:
+    """Steps and learning rate of a run: the global batch sets both."""
+    images_per_step: int   # batch_size x accum_steps x processes
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    lr_peak: float
+    accum_steps: int
+
+    @classmethod
+    def of(cls, n_images: int, t: dict, world_size: int) -> "Schedule":
+        per_step = t["batch_size"] * t["accum_steps"] * world_size
+        steps_per_epoch = n_images // per_step
+        if steps_per_epoch == 0:
+            raise ParamsError(
+                f"train.batch_size={t['batch_size']} x train.accum_steps={t['accum_steps']} x "
+                f"{world_size} process(es) = {per_step} images per step, but the training set has "
+                f"only {n_images}. Lower the batch size or use more data.")
+        return cls(per_step, steps_per_epoch, steps_per_epoch * t["epochs"],
+                   int(round(t["warmup_epochs"] * steps_per_epoch)),
+                   scaled_lr(t["base_lr"], per_step), t["accum_steps"])
+
+
+def open_run(p: dict, resume: bool, overwrite: bool, rank: int, world_size: int) -> Path:
+    """Rank 0 creates (or reopens) the run directory; the others wait for it."""
+    run = runs.prepare(p, resume=resume, overwrite=overwrite) if rank == 0 else runs.run_dir_of(p)
+    if world_size > 1:
+        dist.barrier()  # the run directory exists (or the refusal was raised) before others go on
+    return run
+
+
+def restore(run: Path, p: dict, net, opt, scaler, images_per_step: int, device) -> int:
+    """Load the newest loadable checkpoint into model, optimiser, scaler and generators; return
+    its step. A checkpoint of another method, encoder or global batch is refused."""
+    path, state = checkpoint.latest_checkpoint(run, map_location=device)
+    checkpoint.check_origin(state, p, f"--resume: checkpoint '{path}'",
+                            "Resume with the run's own params, or start a new run.")
+    if state.get("images_per_step", images_per_step) != images_per_step:
+        t = p["train"]
+        raise RunError(
+            f"--resume: the checkpoint was made with {state['images_per_step']} images per "
+            f"optimizer step, this launch gives {images_per_step} (batch_size {t['batch_size']} x "
+            f"accum_steps {t['accum_steps']} x processes). Keep the global batch: set "
+            f"train.accum_steps so that the product is {state['images_per_step']}.")
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    if "rng" in state:
+        checkpoint.set_rng_states(state["rng"])
+    return state["step"]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def batch_indices(n: int, seed: int, start_step: int, sched: Schedule, batch: int, rank: int,
+                  world_size: int, device: torch.device | str = "cpu"):
+    """The image indices of every micro-batch of this process from `start_step` on: each epoch a
+    fresh permutation (a pure function of seed and epoch), cut into consecutive global batches of
+    which this process takes its rows. The permutation moves to `device` once per epoch, so steps
+    copy nothing from the host."""
+    order, order_epoch = None, -1
+    for step in range(start_step, sched.total_steps):
+        epoch, in_epoch = divmod(step, sched.steps_per_epoch)
+        if epoch != order_epoch:
+            order, order_epoch = epoch_order(n, seed, epoch).to(device), epoch
+        for micro in range(sched.accum_steps):
+            first = (in_epoch * sched.accum_steps + micro) * batch * world_size
+            yield order[first + rank * batch: first + (rank + 1) * batch]
+
+
+def autocast(device: torch.device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class TrainStep:
+    """One optimizer step over `train.accum_steps` micro-batches; returns the mean loss as a
+    device tensor. Nothing in it waits for the device (no .item(), no host copy;
+    tests/test_speed.py counts), so the host runs ahead and the GPU never idles."""
+
+    def __init__(self, model, opt, scaler, augment, p: dict, device: torch.device, amp_dtype):
+        self.model, self.opt, self.scaler, self.augment = model, opt, scaler, augment
+        self.forward = torch.compile(model) if p["train"]["compile"] else model
+        self.p, self.t, self.method = p, p["train"], methods.get(p)
+        self.device, self.amp_dtype = device, amp_dtype
+        self.rank, self.world_size = distributed.world()
+
+    def __call__(self, batches, step: int) -> torch.Tensor:
+        accum = self.t["accum_steps"]
+        step_loss = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            x = next(batches)
+            g = [step_generator(self.p["seed"], step * accum + micro, v, self.device)
+                 for v in range(3)]
+            # DDP all-reduces gradients during backward; under accumulation only the last
+            # micro-step needs it (as nanoGPT's require_backward_grad_sync), the others add up.
+            with self._sync(micro == accum - 1):
+                with autocast(self.device, self.amp_dtype), \
+                        global_rows(self.rank * x.shape[0], self.world_size * x.shape[0]):
+                    loss = self.method.loss(self.forward,
+                                            self.method.views(self.augment, x, g, self.p), g)
+                self.scaler.scale(loss / accum).backward()
+            step_loss += loss.detach() / accum
+        if self.t["grad_clip"] is not None:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip"])
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        return step_loss
+
+    def _sync(self, last: bool):
+        if last or not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.model.no_sync()
+
+
+def progress(total: int, initial: int, desc: str):
+    """A bar that reads well in a terminal, and as sparse plain lines in papermill logs;
+    SSLNB_PROGRESS=0 turns it off (the report build does, so bars do not fill the report)."""
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=tty,
+                mininterval=0.5 if tty else 10.0, ascii=not tty, leave=True,
+                disable=os.environ.get("SSLNB_PROGRESS", "1") == "0")
+
+
+class Meter:
+    """Losses summed on the device, read every `log_every` steps (the only host syncs) and at
+    each epoch's end, averaged over processes; metric lines and the progress bar on rank 0."""
+
+    def __init__(self, run: Path, step: int, sched: Schedule, device, world_size: int,
+                 log_every: int, desc: str):
+        self.sched, self.device, self.world_size, self.log_every = sched, device, world_size, log_every
+        self.rank0 = distributed.world()[0] == 0
+        self.loss_sum = torch.zeros((), device=device)
+        self.epoch_loss = torch.zeros((), device=device)
+        self.finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss
+        self.mark, self.mark_step = time.perf_counter(), step
+        self.epoch_start = time.perf_counter()
+        self.bar = progress(sched.total_steps, step, desc) if self.rank0 else None
+        if self.rank0:
+            spe = sched.steps_per_epoch
+            self.steps_log = runs.JsonlLog(run / "metrics" / "steps.jsonl", keep_until_step=step)
+            self.epochs_log = runs.JsonlLog(run / "metrics" / "epochs.jsonl",
+                                            keep_until_step=step // spe, key="epoch")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()  # an error message then starts on its own line
+
+    def _mean(self, total: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            dist.all_reduce(total)  # the mean over every process's samples
+            total /= self.world_size
+        return total
+
+    def update(self, step: int, loss: torch.Tensor, lr: float, p: dict) -> None:
+        self.loss_sum += loss
+        self.epoch_loss += loss
+        self.finite &= torch.isfinite(loss)
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % self.log_every == 0 or step == self.sched.total_steps:
+            mean_loss = self._mean(self.loss_sum).item() / (step - self.mark_step)  # host sync
+            now = time.perf_counter()
+            ips = (step - self.mark_step) * self.sched.images_per_step / (now - self.mark)
+            if not math.isfinite(mean_loss):
+                raise non_finite_error(step, lr, p, loss=mean_loss)
+            if self.rank0:
+                self.steps_log.write({"step": step, "epoch": step / self.sched.steps_per_epoch,
+                                      "loss": mean_loss, "lr": lr, "images_per_s": ips})
+                self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}")
+            self.loss_sum.zero_()
+            self.mark, self.mark_step = now, step
+        spe = self.sched.steps_per_epoch
+        if step % spe == 0:
+            seconds = time.perf_counter() - self.epoch_start
+            epoch_loss = self._mean(self.epoch_loss).item() / spe
+            if self.rank0:
+                self.epochs_log.write({
+                    "epoch": step // spe, "step": step, "loss": epoch_loss,
+                    "epoch_time_s": seconds, "images_per_s": spe * self.sched.images_per_step / seconds,
+                    "peak_mem_mb": peak_memory_mb(self.device)})
+            self.epoch_loss.zero_()
+            self.epoch_start = time.perf_counter()
+
+
+class Saver:
+    """Checkpoints every `train.checkpoint_every` (and at the end, and when told to stop), never
+    past a non-finite loss; rank 0 writes, every process keeps the same clock."""
+
+    def __init__(self, run: Path, p: dict, net, opt, scaler, sched: Schedule, step: int,
+                 finite: torch.Tensor):
+        self.run, self.p, self.net, self.opt, self.scaler, self.sched = run, p, net, opt, scaler, sched
+        self.finite = finite  # the Meter's device flag: every loss so far was finite
+        self.rank, self.world_size = distributed.world()
+        self.kind, self.every = checkpoint_interval(p["train"]["checkpoint_every"])
+        self.last_time, self.last_step = time.monotonic(), step  # the last good checkpoint
+        self.stopped = False
+
+    def after(self, step: int, stop: bool = False) -> None:
+        if step == self.sched.total_steps or stop or checkpoint_due(
+                self.kind, self.every, step, self.sched.steps_per_epoch, self.last_time):
+            self.save(step)
+        self.stopped = stop and step < self.sched.total_steps
+
+    def save(self, step: int) -> None:
+        if not bool(self.finite):  # one sync per checkpoint: never save weights past a NaN
+            raise non_finite_error(step, float("nan"), self.p, last_good=self.last_step)
+        self.last_time = time.monotonic()
+        if self.rank == 0:
+            checkpoint.save_checkpoint(self.run / "checkpoints" / "last.pt", {
+                "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "step": step,
+                "epoch": step // self.sched.steps_per_epoch, "method": self.p["method"],
+                "encoder": self.p["model"]["encoder"], "rng": checkpoint.rng_states(),
+                "images_per_step": self.sched.images_per_step, "world_size": self.world_size,
+                "params": flatten(self.p)}, keep_previous=True)
+        self.last_step = step
+
+
 def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_save: float) -> bool:
+    """train.checkpoint_every as (kind, n): every n steps, every n epochs, or n minutes after the
+    last save (time.monotonic)."""
     if kind == "steps":
         return step % int(n) == 0
     if kind == "epochs":
@@ -270,59 +349,34 @@ def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_sa
     return time.monotonic() - last_save >= n * 60
 
 
-def views(augment, x: torch.Tensor, g: list, p: dict) -> list[torch.Tensor]:
-    """What the model sees of a uint8 batch: one augmented view for MAE, two for SimCLR
-    (channels_last for ResNets)."""
-    if p["method"] == "mae":
-        return [augment(x, g[0])]
-    out = [augment(x, g[0]), augment(x, g[1])]
-    if p["train"]["channels_last"]:
-        out = [v.contiguous(memory_format=torch.channels_last) for v in out]
-    return out
+def summarise(run: Path, p: dict, sched: Schedule, device, amp_dtype) -> None:
+    epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
+    n = max(1, len(epochs))
+    checkpoint.write_json(run / "summary.json", {
+        "method": p["method"], "encoder": p["model"]["encoder"], "steps": sched.total_steps,
+        "epochs": p["train"]["epochs"], "images_per_step": sched.images_per_step,
+        "final_loss": epochs[-1]["loss"] if epochs else None,
+        "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / n,
+        "images_per_s": sum(e["images_per_s"] for e in epochs) / n,
+        "peak_mem_mb": max((e["peak_mem_mb"] for e in epochs), default=None),
+        "device": device_name(device), "precision": str(amp_dtype or "fp32"),
+        "code_version": runs.code_version()})
 
 
-def method_loss(forward, batch_views: list, g: list, p: dict) -> torch.Tensor:
-    """MAE masks with generator g[1]; SimCLR contrasts its two views."""
-    return forward(batch_views[0], g[1])[0] if p["method"] == "mae" else forward(*batch_views)[0]
-
-
-def train_step(forward, model, opt, scaler, augment, batches, p: dict, step: int, rank: int,
-               device: torch.device, amp_dtype) -> torch.Tensor:
-    """One optimizer step over `train.accum_steps` micro-batches drawn from `batches`; returns the
-    mean loss as a device tensor. Nothing in it waits for the device (no .item(), no host copy;
-    tests/test_speed.py counts), so the host runs ahead and the GPU never idles."""
-    t = p["train"]
-    step_loss = torch.zeros((), device=device)
-    world_size = world()[1]
-    for micro in range(t["accum_steps"]):
-        x = next(batches)
-        g = [step_generator(p["seed"], step * t["accum_steps"] + micro, v, device)
-             for v in range(3)]
-        with autocast(device, amp_dtype), global_rows(rank * x.shape[0], world_size * x.shape[0]):
-            loss = method_loss(forward, views(augment, x, g, p), g, p)
-        scaler.scale(loss / t["accum_steps"]).backward()
-        step_loss += loss.detach() / t["accum_steps"]
-    if t["grad_clip"] is not None:
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-    scaler.step(opt)
-    scaler.update()
-    opt.zero_grad(set_to_none=True)
-    return step_loss
-
-
-def non_finite_error(step: int, lr: float, p: dict, last_good: int, loss: float | None = None):
-    from .errors import RunError
+def non_finite_error(step: int, lr: float, p: dict, last_good: int | None = None,
+                     loss: float | None = None) -> RunError:
+    kept = (f"its last good checkpoint (step {last_good}) is kept" if last_good is not None
+            else "its last good checkpoint is kept")
+    at_lr = f"lr {lr:.3g}, " if math.isfinite(lr) else ""
     return RunError(
-        f"non-finite loss{f' ({loss})' if loss is not None else ''} by step {step} (lr {lr:.3g}, "
-        f"precision {p['precision']}); the run stopped and its last good checkpoint (step {last_good}) "
-        f"is kept. Likely causes: fp16 overflow (use precision: bf16 or fp32), a learning rate too "
-        f"high for the batch (lower train.base_lr, raise train.warmup_epochs, set "
-        f"train.grad_clip: 1.0), then start the run again (--overwrite) or under another name.")
+        f"non-finite loss{f' ({loss})' if loss is not None else ''} by step {step} ({at_lr}"
+        f"precision {p['precision']}); the run stopped and {kept}. Likely causes: fp16 overflow "
+        f"(use precision: bf16 or fp32), a learning rate too high for the batch (lower "
+        f"train.base_lr, raise train.warmup_epochs, set train.grad_clip: 1.0), then start the run "
+        f"again (--overwrite) or under another name.")
 
 
-def out_of_memory_error(p: dict, device: torch.device, world_size: int):
-    from .errors import RunError
+def out_of_memory_error(p: dict, device: torch.device, world_size: int) -> RunError:
     t = p["train"]
     seen = peak_memory_mb(device)
     total = (torch.cuda.get_device_properties(device).total_memory / 2**20
@@ -348,32 +402,4 @@ def data_summary(data: ImageSet) -> dict:
             "classes": [{"id": c, "name": data.names.get(c, c)} for c in data.used_classes()]}
 
 
-def describe(p: dict, model: torch.nn.Module | None = None) -> dict:
-    """Sizes of a configuration, as `python -m sslnb info` prints them."""
-    model = model if model is not None else build_model(p)
-    return {"method": p["method"], "encoder": p["model"]["encoder"],
-            "encoder_params": count_params(model.encoder), "total_params": count_params(model),
-            "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
-            "patch_size": p["model"]["patch_size"] if p["method"] == "mae" else None,
-            "stem": p["model"]["stem"] if p["method"] == "simclr" else None}
-
-
-def load_pretrained(run: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The model of a finished (or stopped) run, with its resolved params."""
-    import yaml
-    run = Path(run)
-    if not (run / "params.yaml").is_file():
-        raise runs.RunError(f"'{run}' is not a run directory (no params.yaml). Pretrain it first, "
-                            f"or pass the directory printed by `python -m sslnb pretrain`.")
-    p = yaml.safe_load((run / "params.yaml").read_text())
-    state = runs.load_checkpoint(run / "checkpoints" / "last.pt")
-    if state.get("method") != p["method"] or state.get("encoder") != p["model"]["encoder"]:
-        raise runs.RunError(f"checkpoint in '{run}' was made by {state.get('method')}/"
-                            f"{state.get('encoder')}, but the run's params say {p['method']}/"
-                            f"{p['model']['encoder']}. The run directory is inconsistent.")
-    model = build_model(p)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), p
-
-
-__all__ = ["pretrain", "describe", "load_pretrained", "ImageSet"]
+__all__ = ["pretrain", "TrainStep", "Schedule"]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 
 @pytest.mark.parametrize("name, encoder_params", [
@@ -27,10 +27,11 @@ def assert_one_paragraph_error(r, *phrases):
         assert ph in err, (ph, err)
 
 
-def test_unknown_key(cli, tmp_path):
+def test_unknown_key(tmp_path):
+    """In a real subprocess: the exit code and stderr a shell sees."""
     f = tmp_path / "bad.yaml"
     f.write_text("method: mae\nmae:\n  mask_ration: 0.5\n")
-    r = cli("pretrain", "--params", f, "--set", f"out_dir={tmp_path / 'logs'}")
+    r = run_cli("pretrain", "--params", f, "--set", f"out_dir={tmp_path / 'logs'}")
     assert_one_paragraph_error(r, str(f), "mae.mask_ration", "mae.mask_ratio")
     assert not (tmp_path / "logs").exists()
 

@@ -18,8 +18,10 @@ from conftest import ROOT
 from sslnb import pretrain, resolve
 from sslnb.data import example_trees
 from sslnb.params import checkpoint_interval
-from sslnb.runs import load_checkpoint, read_jsonl
+from sslnb.checkpoint import load_checkpoint, load_pretrained
+from sslnb.runs import read_jsonl
 from sslnb.train import checkpoint_due, out_of_memory_error
+from conftest import run_cli
 from test_cli import assert_one_paragraph_error
 
 TINY_MAE = {"method": "mae", "model": {"depth": 2, "patch_size": 4},
@@ -164,6 +166,11 @@ BAD_INPUTS = [  # (id, params file text or builder, phrases the message must hol
     ("classes_not_there", "data:\n  source: imagefolder\n  root: {tmp}/folder\n"
      "  pretrain_classes: [disk, hexagon]\n", ["hexagon", "not there"]),
     ("out_dir_not_writable", "out_dir: {tmp}/afile/logs\n", ["out_dir", "cannot be written"]),
+    ("unknown_encoder", "model:\n  encoder: vit_tiny_patch16_224x\n",
+     ["model.encoder", "vit_tiny_patch16_224x", "cannot build"]),
+    ("nan_learning_rate", "train:\n  base_lr: .nan\n", ["train.base_lr", "finite"]),
+    ("inf_in_a_pair", "augment:\n  crop_scale: [0.2, .inf]\n", ["augment.crop_scale"]),
+    ("binary_params_file", b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", ["not UTF-8 text"]),
 ]
 
 
@@ -174,12 +181,35 @@ def test_each_bad_input_is_one_paragraph_and_writes_nothing(tmp_path, cli, case,
     example_trees.imagefolder(tmp_path / "folder", classes=2, per_class=3, sizes=(40, 30))
     (tmp_path / "afile").write_text("a file where a folder should be")
     f = tmp_path / f"{case}.yaml"
-    f.write_text(text.format(tmp=tmp_path))
+    if isinstance(text, bytes):
+        f.write_bytes(text)
+    else:
+        f.write_text(text.format(tmp=tmp_path))
     before = snapshot(tmp_path)
     r = cli("pretrain", "--params", f, "--set", f"data.cache_dir={tmp_path / 'cache'}",
-            *(["--set", f"out_dir={tmp_path / 'logs'}"] if "out_dir" not in text else []))
+            *(["--set", f"out_dir={tmp_path / 'logs'}"] if "out_dir" not in str(text) else []))
     assert_one_paragraph_error(r, *phrases)
     assert snapshot(tmp_path) == before
+
+
+def test_a_failed_start_does_not_block_the_corrected_command(tmp_path, cli):
+    """A start that died before its first checkpoint (e.g. killed while decoding) left only the
+    files a run writes first: the next attempt replaces them instead of refusing. A directory
+    holding anything else stays protected."""
+    f = write_params(tmp_path / "retry.yaml", tmp_path / "logs", train={"epochs": 1})
+    run = tmp_path / "logs" / "retry"
+    (run / "metrics").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "params.yaml").write_text("method: mae\n")
+    r = cli("pretrain", "--params", f)
+    assert r.returncode == 0, r.stderr
+    assert (run / "summary.json").is_file()
+    other = tmp_path / "logs" / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine")
+    r = cli("pretrain", "--params", f, "--set", "name=other")
+    assert_one_paragraph_error(r, "already holds a run")
+    assert (other / "notes.txt").read_text() == "mine"
 
 
 @pytest.fixture(scope="module")
@@ -243,17 +273,18 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(two_runs, cli, tmp_pat
 
 
 @pytest.mark.parametrize("which", ["mae", "simclr"])
-def test_export_loads_into_timm_or_torchvision_without_sslnb(two_runs, cli, tmp_path, which):
-    from sslnb.train import load_pretrained
+def test_export_loads_into_timm_or_torchvision_without_sslnb(two_runs, tmp_path, which):
+    """safetensors for MAE (mean-pooled: timm's global_pool 'avg' with its fc_norm), a .pt state
+    dict for SimCLR; a real subprocess, as a user runs it."""
     run = two_runs[0 if which == "mae" else 1]
-    out = tmp_path / f"{which}_encoder.pt"
-    r = cli("export", "--run", run, "--out", out)
+    out = tmp_path / f"{which}_encoder{'.safetensors' if which == 'mae' else '.pt'}"
+    r = run_cli("export", "--run", run, "--out", out)
     assert r.returncode == 0, r.stderr
     info = json.loads(out.with_name(out.name + ".json").read_text())
     model, p = load_pretrained(run)
     images = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     torch.save(images, tmp_path / "images.pt")
-    torch.save(model.features(images, p["model"]["feature_pool"]).detach(), tmp_path / "want.pt")
+    torch.save(model.features(images).detach(), tmp_path / "want.pt")
     script = ("import sys; sys.modules['sslnb'] = None  # importing sslnb would now fail\n"
               "import torch\nimages = torch.load('images.pt')\n" + info["load"] +
               "\nwant = torch.load('want.pt')\n"

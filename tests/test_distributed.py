@@ -18,7 +18,8 @@ import sslnb
 from conftest import ROOT
 from sslnb.errors import RunError
 from sslnb.losses import nt_xent
-from sslnb.runs import load_checkpoint, read_jsonl
+from sslnb.checkpoint import load_checkpoint
+from sslnb.runs import read_jsonl
 
 N, D = 8, 16
 
@@ -122,7 +123,7 @@ def test_torchrun_simclr_and_resume_with_another_world_size(tmp_path):
 def test_launch_from_a_notebook_run_by_papermill(tmp_path):
     import nbformat
     import papermill as pm
-    from sslnb.report import kernel_name
+    from sslnb.report.builder import kernel_name
     params = _tiny(tmp_path, "mae", "from_notebook", batch_size=8)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(

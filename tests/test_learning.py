@@ -6,7 +6,7 @@ from sslnb import pretrain, resolve
 from sslnb.augment import BatchAugment
 from sslnb.data import load_split
 from sslnb.evaluate import evaluate
-from sslnb.models.mae import masked_mse, patchify, random_masking
+from sslnb.methods.mae import masked_mse, patchify, random_masking
 from sslnb.runs import read_jsonl
 
 from conftest import ROOT

@@ -1,7 +1,7 @@
 """MAE definitions: patch layout, masking, the loss on removed patches only, encoder input size."""
 import torch
 
-from sslnb.models.mae import MAE, masked_mse, patchify, random_masking, unpatchify
+from sslnb.methods.mae import MAE, masked_mse, patchify, random_masking, unpatchify
 
 
 def test_patchify_layout_is_row_major_patches_with_pqc_pixels():
@@ -99,5 +99,24 @@ def test_forward_shapes_and_mask():
     loss, pred, mask = model(torch.randn(2, 3, 16, 16), torch.Generator().manual_seed(0))
     assert pred.shape == (2, 16, 4 * 4 * 3) and mask.shape == (2, 16)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert model.features(torch.randn(2, 3, 16, 16), "cls").shape == (2, 192)
-    assert model.features(torch.randn(2, 3, 16, 16), "mean").shape == (2, 192)
+    assert model.features(torch.randn(2, 3, 16, 16)).shape == (2, 192)
+
+
+def test_mean_pooled_feature_is_the_patch_token_mean_then_a_fresh_layernorm():
+    """As the official MAE (global_pool) and timm ('avg' + fc_norm) read a ViT: average the patch
+    tokens from the blocks, then normalise; not the pretraining norm's output averaged."""
+    model = tiny_mae()
+    with torch.no_grad():  # make the pretraining norm visibly not the identity
+        model.encoder.norm.weight.uniform_(0.5, 2.0)
+        model.encoder.norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(3, 3, 16, 16)
+    tokens = model.encoder.blocks(model._with_cls(model._embed(x)))
+    mean = tokens[:, 1:].mean(dim=1)
+    want = (mean - mean.mean(-1, keepdim=True)) / (mean.var(-1, unbiased=False, keepdim=True)
+                                                  + 1e-6).sqrt()
+    model.feature_pool = "mean"
+    assert torch.allclose(model.features(x), want, atol=1e-5)
+    old = model.encoder.norm(tokens)[:, 1:].mean(dim=1)  # what the features were before the fix
+    assert not torch.allclose(model.features(x), old, atol=1e-3)
+    model.feature_pool = "cls"
+    assert torch.allclose(model.features(x), model.encoder.norm(tokens)[:, 0])

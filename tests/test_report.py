@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from sslnb.report import kernel_name
+from sslnb.report.builder import kernel_name
 
 
 class Tables(HTMLParser):

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from sslnb import pretrain, resolve
-from sslnb.runs import load_checkpoint, read_jsonl
+from sslnb.checkpoint import load_checkpoint
+from sslnb.runs import read_jsonl
 
 TINY = {
     "mae": {"method": "mae", "model.depth": 2, "mae.decoder_dim": 32, "mae.decoder_depth": 1,

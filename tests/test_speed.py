@@ -9,13 +9,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import sslnb
-from sslnb import flops
 from sslnb.augment import BatchAugment
 from sslnb.device import resolve_precision
-from sslnb.models import build_model
+from sslnb.methods import build_model, train_flops_per_image
 from sslnb.optim import build_optimizer
 from sslnb.params import resolve
-from sslnb.train import train_step
+from sslnb.train import TrainStep
 
 SSLNB_DIR = str(Path(sslnb.__file__).parent)
 
@@ -39,7 +38,7 @@ def test_mae_flop_formula_matches_torch_flop_counter(over):
     model = build_model(p)
     x = torch.randn(2, 3, 32, 32)
     counted = counted_forward_flops(model, x, torch.Generator().manual_seed(0)) / 2
-    assert flops.train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
+    assert train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
 
 
 @pytest.mark.parametrize("encoder, stem, size", [("resnet18", "cifar", 32),
@@ -50,12 +49,12 @@ def test_resnet_flop_count_matches_torch_flop_counter(encoder, stem, size):
     model = build_model(p)
     x = torch.randn(2, 3, size, size)
     counted = counted_forward_flops(model, x, x) / 2  # two views of two images, per image
-    assert flops.train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
+    assert train_flops_per_image(p, model) / 3 == pytest.approx(counted, rel=0.01)
 
 
 def test_published_scale_vit_b_costs_about_57_gflops_per_training_image():
     p = resolve("params/imagenet100/mae_vit_b.yaml")
-    assert 50e9 < flops.train_flops_per_image(p) < 65e9  # ../shared/reference.md: ~57 GFLOP
+    assert 50e9 < train_flops_per_image(p) < 65e9  # ../shared/reference.md: ~57 GFLOP
 
 
 SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
@@ -89,8 +88,9 @@ def test_training_step_makes_no_host_sync(method, monkeypatch):
             return _original(self, *a, **k)
 
         monkeypatch.setattr(torch.Tensor, name, wrapper)
+    train_step = TrainStep(model, opt, scaler, augment, p, device, None)
     for step in range(3):
-        loss = train_step(model, model, opt, scaler, augment, batches, p, step, 0, device, None)
+        loss = train_step(batches, step)
     monkeypatch.undo()
     assert calls == []
     assert torch.isfinite(loss)

@@ -32,9 +32,20 @@ class ImageSet:
     def __len__(self) -> int:
         return self.labels.numel()
 
-    def subset(self, n: int | None) -> "ImageSet":
-        """The first n images (the order is already shuffled for generated data)."""
-        return self if n is None or n >= len(self) else self.take(torch.arange(n))
+    def stratified(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """n images taken evenly from every class, seeded: a shuffle, then each class's first
+        image, each class's second, and so on. File-backed splits are stored sorted by class, so
+        the first n images would be one or two classes."""
+        if n is None or n >= len(self):
+            return self
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        labels = self.labels[perm] + 1  # -1 (unlabelled) becomes its own group
+        by_class = torch.argsort(labels, stable=True)
+        sorted_labels = labels[by_class]
+        group_start = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+        rank = torch.arange(len(self)) - group_start  # position within its class
+        turn = torch.argsort(rank * (int(labels.max()) + 1) + sorted_labels, stable=True)[:n]
+        return self.take(torch.sort(perm[by_class[turn]]).values)
 
     def take(self, rows: torch.Tensor) -> "ImageSet":
         """These rows; a contiguous range stays a view (of the memory-mapped cache), others copy."""

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import RunError
-
-METHOD_NAMES = {"mae": "MAE", "simclr": "SimCLR"}
+from .. import methods
+from ..errors import RunError
 
 # Published linear-probe top-1 (%) that a run of the same data, method and encoder is read against
 # (sources in ../shared/reference.md); cited in the observations only when such a run is present.
@@ -44,12 +43,11 @@ def collect(run_dirs: list[Path | str]) -> list[dict]:
         s, m, e = _json(run / "summary.json"), _json(run / "model.json"), _json(run / "eval.json")
         env = _json(run / "env.json")
         pre, rnd = e["pretrained"], e["random_init"]
+        method = methods.get(p)
         rows.append({
-            "run": run.name, "model": METHOD_NAMES[p["method"]], "method": p["method"],
+            "run": run.name, "model": method.title, "method": p["method"],
             "source": p["data"]["source"], "encoder": p["model"]["encoder"],
-            "architecture": p["model"]["encoder"] + (f" /{p['model']['patch_size']}"
-                                                     if p["method"] == "mae" else
-                                                     f" ({p['model']['stem']} stem)"),
+            "architecture": method.architecture(p),
             "encoder_params_m": m["encoder_params"] / 1e6,
             "epoch_time_s": s["epoch_time_s"], "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
             "train_top1": pre["probe_train_top1"], "val_top1": pre["probe_val_top1"],

@@ -21,19 +21,19 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import yaml
 
-from .errors import ParamsError, SslnbError
+from .. import methods
+from ..errors import ParamsError, SslnbError
+from ..params import read_text, resolve, yaml_error
+from ..runs import run_dir_of
 from .notebook import env_overrides
-from .params import resolve, yaml_error
-from .runs import run_dir_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 REPORT_KEYS = {"title": str, "description": str, "set": dict, "runs": list}
 
@@ -50,7 +50,7 @@ def load(path: str | Path) -> dict:
         raise ParamsError(f"{path}: report params file not found. Known reports: "
                           f"{', '.join(known)} (make report REPORT=<name>).")
     try:
-        r = yaml.safe_load(path.read_text()) or {}
+        r = yaml.safe_load(read_text(path, "report params file")) or {}
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}.") from None
     for key, value in r.items():
@@ -176,7 +176,7 @@ def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
         nb = nbformat.read(path, as_version=4)
         if path.name.startswith("01_"):
             merged.cells.append(nbformat.v4.new_markdown_cell(
-                f"# Method: {run['name']} ({run['method'].upper() if run['method'] == 'mae' else 'SimCLR'})"))
+                f"# Method: {run['name']} ({methods.get(run['method']).title})"))
         for c in nb.cells:
             if "injected-parameters" not in c.get("metadata", {}).get("tags", []):
                 c["id"] = uuid.uuid4().hex[:8]  # ids repeat across notebooks of the same source
@@ -227,6 +227,3 @@ def _replace(staging: Path, report_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    from .__main__ import main
-    sys.exit(main(["report", *sys.argv[1:]]))

@@ -8,11 +8,10 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
 
-from .augment import BatchAugment, Normalize
-from .data import load_split
-from .models.mae import patchify, unpatchify
-from .runs import read_jsonl
-from .train import load_pretrained, step_generator
+from .. import methods
+from ..checkpoint import load_pretrained
+from ..data import load_split
+from ..runs import read_jsonl
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -49,49 +48,19 @@ def _show(ax, img: torch.Tensor, title: str | None = None):
 
 
 @torch.no_grad()
-def mae_reconstructions(run: Path | str, graphs_dir=None, n: int = 8):
-    """Validation images: original, masked input (removed patches grey), reconstruction (with the
-    removed patches predicted, visible ones pasted back, as in the MAE paper's figures)."""
+def what_the_method_sees(run: Path | str, graphs_dir=None, n: int = 8):
+    """The method's own pictures of n validation images, one of each class in turn (MAE: masked
+    inputs and reconstructions; SimCLR: two augmented views)."""
     run = Path(run)
     model, p = load_pretrained(run)
-    data = load_split(p["data"], "val").subset(n)
-    norm = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
-    x = norm(data.images)
-    _, pred, mask = model(x, torch.Generator().manual_seed(0))
-    patch = model.patch_size
-    target = patchify(x, patch)
-    if model.norm_pix_loss:  # predictions are in per-patch normalised units: undo with the truth
-        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-        pred = pred * (var + 1e-6).sqrt() + mean
-    m = mask.unsqueeze(-1)
-    mean_t = torch.tensor(p["data"]["mean"]).view(1, 3, 1, 1)
-    std_t = torch.tensor(p["data"]["std"]).view(1, 3, 1, 1)
-    to_img = lambda t: unpatchify(t, patch) * std_t + mean_t  # noqa: E731
-    masked = to_img(target * (1 - m)) * (1 - unpatchify(m.expand_as(target), patch)) + \
-        0.5 * unpatchify(m.expand_as(target), patch)
-    rows = [("original", to_img(target)), ("masked input", masked),
-            ("reconstruction", to_img(pred * m + target * (1 - m)))]
-    fig, ax = plt.subplots(3, n, figsize=(1.4 * n, 4.6))
+    method = methods.get(p)
+    images = load_split(p["data"], "val").stratified(n, seed=0).images
+    rows = method.showcase(model, p, images)
+    fig, ax = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.55 * len(rows)), squeeze=False)
     for r, (name, imgs) in enumerate(rows):
-        for c in range(n):
+        for c in range(min(n, len(imgs))):
             _show(ax[r, c], imgs[c], name if c == 0 else None)
-    return _save(fig, graphs_dir, f"mae_reconstructions_{run.name}")
-
-
-@torch.no_grad()
-def simclr_views(run: Path | str, graphs_dir=None, n: int = 8):
-    """Pairs of augmented views of the same images, as SimCLR sees them."""
-    run = Path(run)
-    _, p = load_pretrained(run)
-    data = load_split(p["data"], "train").subset(n)
-    aug = BatchAugment(p["augment"], p["data"]["image_size"], [0, 0, 0], [1, 1, 1])
-    views = [data.images.float() / 255] + [
-        aug(data.images, step_generator(p["seed"], 0, v, torch.device("cpu"))) for v in (0, 1)]
-    fig, ax = plt.subplots(3, n, figsize=(1.4 * n, 4.6))
-    for r, name in enumerate(("original", "view 1", "view 2")):
-        for c in range(n):
-            _show(ax[r, c], views[r][c], name if c == 0 else None)
-    return _save(fig, graphs_dir, f"simclr_views_{run.name}")
+    return _save(fig, graphs_dir, f"{method.showcase_name}_{run.name}")
 
 
 def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_probe_curves"):

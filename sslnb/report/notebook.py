@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import ParamsError
+from ..errors import ParamsError
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
 
@@ -36,8 +36,8 @@ def default_run_dir(run_dir: str | None) -> Path:
     """`run_dir`, or the run that 01_pretrain makes with its own defaults."""
     if run_dir:
         return Path(run_dir)
-    from .params import resolve
-    from .runs import run_dir_of
+    from ..params import resolve
+    from ..runs import run_dir_of
     return run_dir_of(resolve(DEFAULT_RUN_PARAMS, env_overrides()))
 
 
@@ -69,12 +69,15 @@ KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.dept
 
 
 def params_rows(p: dict) -> list[tuple]:
-    from .params import _flatten
-    flat = _flatten(p)
-    method_prefix = {"mae": "simclr.", "simclr": "mae."}[p["method"]]
-    skip = {"mae": ("model.stem",), "simclr": ("model.patch_size", "model.depth",
-                                               "model.feature_pool")}[p["method"]]
-    return [(k, flat[k]) for k in KEY_PARAMS if not k.startswith(method_prefix) and k not in skip]
+    """KEY_PARAMS of this run, without the keys that only other methods read."""
+    from .. import methods
+    from ..params import flatten
+    flat = flatten(p)
+    others = [k for name, m in methods.METHODS.items() if name != p["method"] for k in m.own_params]
+    mine = methods.get(p).own_params
+    hidden = lambda k: any(k.startswith(o) for o in others) and not any(  # noqa: E731
+        k.startswith(o) for o in mine)
+    return [(k, flat[k]) for k in KEY_PARAMS if k in flat and not hidden(k)]
 
 
 def show_params(p: dict) -> None:

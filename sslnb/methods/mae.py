@@ -1,21 +1,26 @@
-"""Masked autoencoder (He et al. 2021): a timm ViT encodes the visible 25% of patches, a light
-transformer decoder reconstructs the pixels of the removed ones, and the loss is the MSE on the
-removed patches only.
+"""Masked autoencoder (He et al. 2021): a timm ViT encodes the visible 25% of the patches, a light
+decoder of timm `Block`s reconstructs the pixels of the removed ones, and the loss is the MSE on
+the removed patches only. Everything MAE-specific lives in this file: the model, its loss, the
+view it trains on, its FLOPs, its export and the pictures it shows.
 
-Written from the paper and the facts in shared/reference.md; the encoder is timm's
-VisionTransformer and the decoder is made of timm's `Block`, nothing re-implemented.
+Written from the paper and the facts in shared/reference.md; nothing of the encoder or the blocks
+is re-implemented.
 """
 from __future__ import annotations
 
+import re
 from functools import partial
 
-import timm
 import torch
 import torch.nn as nn
 from timm.layers import build_sincos2d_pos_embed
-
-from ..randomness import rand
 from timm.models.vision_transformer import Block
+
+from .. import encoders
+from ..errors import ParamsError
+from ..flops import vit_block
+from ..randomness import rand
+from .base import Method
 
 
 def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -81,18 +86,14 @@ class MAE(nn.Module):
     def __init__(self, encoder: str = "vit_tiny_patch16_224", image_size: int = 32,
                  patch_size: int = 4, depth: int | None = None, mask_ratio: float = 0.75,
                  norm_pix_loss: bool = True, decoder_dim: int = 512, decoder_depth: int = 8,
-                 decoder_heads: int = 16):
+                 decoder_heads: int = 16, feature_pool: str = "cls"):
         super().__init__()
-        kwargs = dict(img_size=image_size, patch_size=patch_size, num_classes=0, global_pool="")
-        if depth is not None:
-            kwargs["depth"] = depth
-        self.encoder = timm.create_model(encoder, pretrained=False, **kwargs)
+        self.encoder = encoders.vit(encoder, image_size, patch_size, depth)
         enc = self.encoder
-        if enc.num_prefix_tokens != 1 or enc.cls_token is None:
-            raise ValueError(f"{encoder}: MAE needs a ViT with exactly one cls token")
         self.patch_size = patch_size
         self.mask_ratio = mask_ratio
         self.norm_pix_loss = norm_pix_loss
+        self.feature_pool = feature_pool
         self.grid = image_size // patch_size
         dim = enc.embed_dim
         # Fixed sin-cos position embeddings replace timm's learned ones, as in the paper.
@@ -159,10 +160,110 @@ class MAE(nn.Module):
         loss = masked_mse(pred, patchify(imgs, self.patch_size), mask, self.norm_pix_loss)
         return loss, pred, mask
 
-    def features(self, imgs: torch.Tensor, pool: str = "cls") -> torch.Tensor:
-        """Frozen-encoder features of whole (unmasked) images: the cls token or mean patch token."""
-        x = self.encoder.norm(self.encoder.blocks(self._with_cls(self._embed(imgs))))
-        return x[:, 0] if pool == "cls" else x[:, 1:].mean(dim=1)
+    def features(self, imgs: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder features of whole (unmasked) images (see encoders.vit_feature)."""
+        tokens = self.encoder.blocks(self._with_cls(self._embed(imgs)))
+        return encoders.vit_feature(self.encoder, tokens, self.feature_pool)
 
-    def encoder_state_dict(self) -> dict:
-        return self.encoder.state_dict()
+
+VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
+
+
+def vit_title(encoder: str, patch: int, depth: int | None) -> str:
+    """'vit_small_patch16_224', 16 -> 'ViT-S/16'; a changed depth is said."""
+    m = re.match(r"vit_([a-z]+)_patch", encoder)
+    size = VIT_SIZES.get(m.group(1), m.group(1)) if m else encoder
+    return f"ViT-{size}/{patch}" + (f", {depth} blocks" if depth is not None else "")
+
+
+class MAEMethod(Method):
+    name, title, showcase_name = "mae", "MAE", "mae_reconstructions"
+    defaults: dict = {}
+    own_params = ("mae.", "model.patch_size", "model.depth", "model.feature_pool")
+
+    def build(self, p: dict) -> MAE:
+        m, a = p["model"], p["mae"]
+        return MAE(m["encoder"], p["data"]["image_size"], m["patch_size"], m["depth"],
+                   a["mask_ratio"], a["norm_pix_loss"], a["decoder_dim"], a["decoder_depth"],
+                   a["decoder_heads"], m["feature_pool"])
+
+    def check(self, p: dict, source_of: dict) -> None:
+        size, patch = p["data"]["image_size"], p["model"]["patch_size"]
+        if size % patch:
+            src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
+            raise ParamsError(
+                f"{src}: data.image_size={size} is not divisible by model.patch_size={patch}; MAE "
+                f"cuts the image into whole patches. Choose a patch size that divides the image "
+                f"size (e.g. 4 for 32px, 16 for 224px).")
+
+    def views(self, augment, x, g, p):
+        return [augment(x, g[0])]
+
+    def loss(self, forward, views, g):
+        return forward(views[0], g[1])[0]  # the mask is drawn from the step's generator g[1]
+
+    def train_flops_per_image(self, p: dict, model: MAE) -> float:
+        """Patch embedding of all N patches, encoder on the kept N(1-m) + 1 tokens, decoder on
+        N + 1 tokens, prediction; x3 for training (see flops.py)."""
+        enc, a = model.encoder, p["mae"]
+        s, patch = p["data"]["image_size"], p["model"]["patch_size"]
+        n = (s // patch) ** 2
+        keep, pix, dim = int(n * (1 - a["mask_ratio"])), 3 * patch * patch, enc.embed_dim
+        mlp = enc.blocks[0].mlp.fc1.out_features / dim
+        dec_mlp = model.decoder_blocks[0].mlp.fc1.out_features / a["decoder_dim"] \
+            if len(model.decoder_blocks) else 4.0
+        encoder = 2 * n * pix * dim + len(enc.blocks) * vit_block(keep + 1, dim, mlp)
+        decoder = (2 * (keep + 1) * dim * a["decoder_dim"]
+                   + a["decoder_depth"] * vit_block(n + 1, a["decoder_dim"], dec_mlp)
+                   + 2 * (n + 1) * a["decoder_dim"] * pix)
+        return 3 * (encoder + decoder)
+
+    def architecture(self, p: dict) -> str:
+        return vit_title(p["model"]["encoder"], p["model"]["patch_size"], p["model"]["depth"])
+
+    def describe(self, p: dict) -> dict:
+        return {"patch_size": p["model"]["patch_size"], "feature_pool": p["model"]["feature_pool"]}
+
+    def export(self, model: MAE, p: dict, filename: str) -> tuple[dict, str]:
+        """timm's own pooling gives the same feature: global_pool 'token' (cls after the norm) or
+        'avg' (patch-token mean, then `fc_norm`, which starts as the identity LayerNorm)."""
+        m = p["model"]
+        state = dict(model.encoder.state_dict())
+        pool = "token" if m["feature_pool"] == "cls" else "avg"
+        if pool == "avg":
+            dim = model.encoder.embed_dim
+            state.pop("norm.weight"), state.pop("norm.bias")
+            state["fc_norm.weight"], state["fc_norm.bias"] = torch.ones(dim), torch.zeros(dim)
+        depth = f", depth={m['depth']}" if m["depth"] is not None else ""
+        return state, (
+            f"import timm, torch\nfrom safetensors.torch import load_file\n"
+            f"model = timm.create_model('{m['encoder']}', pretrained=False, "
+            f"img_size={p['data']['image_size']}, patch_size={m['patch_size']}{depth}, "
+            f"num_classes=0, global_pool='{pool}')\n"
+            f"model.load_state_dict(load_file('{filename}'))\n"
+            f"model.eval()\n"
+            f"features = model(images)  # images normalised with the mean/std above")
+
+    @torch.no_grad()
+    def showcase(self, model: MAE, p: dict, images: torch.Tensor) -> list[tuple]:
+        """Original, masked input (removed patches grey), reconstruction (predicted patches with
+        the visible ones pasted back, as in the paper's figures)."""
+        from ..augment import Normalize
+        mean = torch.tensor(p["data"]["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(p["data"]["std"]).view(1, 3, 1, 1)
+        x = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])(images)
+        _, pred, mask = model(x, torch.Generator().manual_seed(0))
+        patch = model.patch_size
+        target = patchify(x, patch)
+        if model.norm_pix_loss:  # predictions are in per-patch normalised units
+            mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            pred = pred * (var + 1e-6).sqrt() + mu
+        m = mask.unsqueeze(-1)
+        to_img = lambda t: unpatchify(t, patch) * std + mean  # noqa: E731
+        hidden = unpatchify(m.expand_as(target), patch)
+        return [("original", to_img(target)),
+                ("masked input", to_img(target * (1 - m)) * (1 - hidden) + 0.5 * hidden),
+                ("reconstruction", to_img(pred * m + target * (1 - m)))]
+
+
+METHOD = MAEMethod()

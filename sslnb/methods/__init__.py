@@ -1,0 +1,50 @@
+"""The self-supervised methods, one file each (mae.py, simclr.py), and the few calls the rest of
+sslnb makes on them. To add a method: a file here with a `METHOD`, its entry in METHODS, its
+params (keys in defaults.yaml, a run file under params/) and its tests."""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from ..encoders import count_params
+from ..errors import ParamsError
+from . import mae, simclr
+from .base import Method
+
+METHODS: dict[str, Method] = {m.name: m for m in (mae.METHOD, simclr.METHOD)}
+
+
+def get(p: dict | str) -> Method:
+    """The method of a resolved params dict (or of a method name)."""
+    return METHODS[p if isinstance(p, str) else p["method"]]
+
+
+def build_model(p: dict) -> nn.Module:
+    """The method's training module for resolved params; an unbuildable encoder is a ParamsError."""
+    try:
+        return get(p).build(p)
+    except (RuntimeError, ValueError) as e:
+        kind = {"mae": "a timm ViT name such as vit_small_patch16_224",
+                "simclr": "a torchvision ResNet name such as resnet18 or resnet50"}.get(
+                    p["method"], "an encoder this method supports")
+        raise ParamsError(f"key 'model.encoder' is {p['model']['encoder']!r}, which cannot build "
+                          f"a {p['method']} model ({e}); accepted: {kind}.") from None
+
+
+def train_flops_per_image(p: dict, model: nn.Module | None = None) -> float:
+    """Training FLOPs per image (3x forward) of resolved params (formulas in flops.py)."""
+    return get(p).train_flops_per_image(p, model if model is not None else build_model(p))
+
+
+def describe(p: dict, model: nn.Module | None = None) -> dict:
+    """Sizes of a configuration, as `python -m sslnb info` prints them."""
+    model = model if model is not None else build_model(p)
+    method = get(p)
+    return {"method": p["method"], "encoder": p["model"]["encoder"],
+            "architecture": method.architecture(p),
+            "encoder_params": count_params(model.encoder), "total_params": count_params(model),
+            "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
+            **method.describe(p)}
+
+
+__all__ = ["METHODS", "Method", "get", "build_model", "train_flops_per_image", "describe",
+           "count_params"]
