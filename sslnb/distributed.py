@@ -104,15 +104,3 @@ def launch(fn, nprocs: int, *args, backend: str | None = None, **kwargs) -> None
         raise RunError(f"sslnb.launch: process {e.error_index} of {nprocs} failed ({last}); the "
                        f"others were stopped. Completed checkpoints are kept: resume with "
                        f"resume=True (or --resume).") from None
-
-
-def pretrain_on_visible_gpus(p: dict, **kwargs):
-    """sslnb.pretrain in one process per visible GPU when there are several (Kaggle's 2xT4),
-    in this process otherwise; returns the run directory. Call it before anything uses the GPU."""
-    from .runs import run_dir_of
-    from .train import pretrain
-    gpus = torch.cuda.device_count() if p["device"] in ("auto", "cuda") else 0
-    if gpus > 1:
-        launch(pretrain, gpus, p, **kwargs)
-        return run_dir_of(p)
-    return pretrain(p, **kwargs)

@@ -110,6 +110,16 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
     return run
 
 
+def pretrain_on_visible_gpus(p: dict, **kwargs):
+    """sslnb.pretrain in one process per visible GPU when there are several (Kaggle's 2xT4),
+    in this process otherwise; returns the run directory. Call it before anything uses the GPU."""
+    gpus = torch.cuda.device_count() if p["device"] in ("auto", "cuda") else 0
+    if gpus > 1:
+        distributed.launch(pretrain, gpus, p, **kwargs)
+        return runs.run_dir_of(p)
+    return pretrain(p, **kwargs)
+
+
 @dataclass
 class Schedule:
     """Steps and learning rate of a run: the global batch sets both."""
@@ -402,4 +412,4 @@ def data_summary(data: ImageSet) -> dict:
             "classes": [{"id": c, "name": data.names.get(c, c)} for c in data.used_classes()]}
 
 
-__all__ = ["pretrain", "TrainStep", "Schedule"]
+__all__ = ["pretrain", "pretrain_on_visible_gpus", "TrainStep", "Schedule"]

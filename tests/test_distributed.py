@@ -40,6 +40,49 @@ def _nt_xent_rank(out: str) -> None:
     torch.save({"loss": loss.detach(), "g1": a.grad, "g2": b.grad}, f"{out}/rank{rank}.pt")
 
 
+def _count_allreduces_rank(out: str) -> None:
+    """One optimizer step with accumulation 1 and one with accumulation 3, counting the gradient
+    all-reduces DDP launches (a communication hook sees every bucket)."""
+    from sslnb.augment import BatchAugment
+    from sslnb.methods import build_model
+    from sslnb.optim import build_optimizer
+    from sslnb.params import resolve
+    from sslnb.train import TrainStep
+    counts = {}
+    for accum in (1, 3):
+        p = resolve(None, {"method": "mae", "data.image_size": 16, "model.depth": 1,
+                           "mae.decoder_dim": 32, "mae.decoder_depth": 1, "mae.decoder_heads": 2,
+                           "train.batch_size": 4, "train.accum_steps": accum})
+        torch.manual_seed(0)
+        net = build_model(p)
+        model = torch.nn.parallel.DistributedDataParallel(net)
+        calls = []
+
+        def hook(state, bucket, calls=calls):
+            calls.append(bucket.index())
+            fut = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
+            return fut.then(lambda f: f.value()[0] / dist.get_world_size())
+
+        model.register_comm_hook(None, hook)
+        opt = build_optimizer(net, "adamw", 1e-3, 0.05, (0.9, 0.95))
+        step = TrainStep(model, opt, torch.amp.GradScaler("cpu", enabled=False),
+                         BatchAugment(p["augment"], 16, p["data"]["mean"], p["data"]["std"]),
+                         p, torch.device("cpu"), None)
+        images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+        step(iter([images] * accum), 0)
+        counts[accum] = len(calls)
+    if dist.get_rank() == 0:
+        Path(out, "counts.json").write_text(json.dumps(counts))
+
+
+def test_accumulation_all_reduces_once_per_optimizer_step(tmp_path):
+    """Under DDP with train.accum_steps=3 the gradients are synchronised on the last micro-step
+    only (no_sync on the others): as many all-reduces as one step without accumulation."""
+    sslnb.launch(_count_allreduces_rank, 2, str(tmp_path), backend="gloo")
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    assert counts["1"] >= 1 and counts["3"] == counts["1"], counts
+
+
 def test_nt_xent_across_two_ranks_equals_one_process(tmp_path):
     """Each rank holds N/2 pairs and gathers the others' as negatives. The mean of the ranks'
     losses is the one-process loss over all N pairs, and the gradient each rank's rows receive

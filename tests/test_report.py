@@ -152,7 +152,7 @@ def test_each_notebook_runs_with_its_own_defaults(tmp_path):
     assert (run / "graphs" / "mae_reconstructions_mae_vit_tiny.png").is_file()
 
 
-def test_rebuild_reuses_finished_runs_and_force_rebuilds(tiny_report):
+def test_rebuild_reuses_finished_runs(tiny_report):
     """A second build with nothing changed reuses pretraining, features and probe results."""
     ckpts = sorted((tiny_report / "logs").glob("*/checkpoints/last.pt"))
     evals = sorted((tiny_report / "logs").glob("*/eval.json"))
@@ -164,10 +164,18 @@ def test_rebuild_reuses_finished_runs_and_force_rebuilds(tiny_report):
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(ckpts) == 2 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
     assert (tiny_report / "report" / "report.html").is_file()
-    # FORCE=1: everything is rebuilt, the existing runs are replaced rather than refused.
-    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--force", "--params",
-                        "params/report/tiny.yaml", "--report-dir", str(tiny_report / "report"),
-                        "--graphs-dir", str(tiny_report / "graphs")], cwd=ROOT,
-                       env=tiny_env(tiny_report), capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert all(p.stat().st_mtime_ns > t for p, t in zip(ckpts, before))
+
+
+def test_force_replaces_a_finished_run(tiny_report, monkeypatch):
+    """FORCE=1 reaches the notebooks as force=True: the pretraining notebook of a finished run
+    retrains it in place instead of reusing it or refusing its directory."""
+    from sslnb.report import builder
+    monkeypatch.setenv("SSLNB_OVERRIDES", tiny_env(tiny_report)["SSLNB_OVERRIDES"])
+    monkeypatch.setenv("SSLNB_PROGRESS", "0")
+    run = next(r for r in builder.load("params/report/tiny.yaml")["runs"] if r["method"] == "mae")
+    ckpt = Path(run["run_dir"]) / "checkpoints" / "last.pt"
+    before = ckpt.stat().st_mtime_ns
+    builder._execute("01_pretrain.ipynb", tiny_report / "forced.ipynb",
+                     {"params_file": run["params"], "overrides": run["set"], "force": True,
+                      "graphs_dir": str(tiny_report / "graphs")}, kernel_name())
+    assert ckpt.stat().st_mtime_ns > before

@@ -84,7 +84,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 class MAE(nn.Module):
     def __init__(self, encoder: str = "vit_tiny_patch16_224", image_size: int = 32,
-                 patch_size: int = 4, depth: int | None = None, mask_ratio: float = 0.75,
+                 patch_size: int = 4, depth: int | None = None, *, mask_ratio: float = 0.75,
                  norm_pix_loss: bool = True, decoder_dim: int = 512, decoder_depth: int = 8,
                  decoder_heads: int = 16, feature_pool: str = "cls"):
         super().__init__()
@@ -182,10 +182,10 @@ class MAEMethod(Method):
     own_params = ("mae.", "model.patch_size", "model.depth", "model.feature_pool")
 
     def build(self, p: dict) -> MAE:
-        m, a = p["model"], p["mae"]
-        return MAE(m["encoder"], p["data"]["image_size"], m["patch_size"], m["depth"],
-                   a["mask_ratio"], a["norm_pix_loss"], a["decoder_dim"], a["decoder_depth"],
-                   a["decoder_heads"], m["feature_pool"])
+        m = p["model"]
+        return MAE(encoder=m["encoder"], image_size=p["data"]["image_size"],
+                   patch_size=m["patch_size"], depth=m["depth"], feature_pool=m["feature_pool"],
+                   **p["mae"])
 
     def check(self, p: dict, source_of: dict) -> None:
         size, patch = p["data"]["image_size"], p["model"]["patch_size"]

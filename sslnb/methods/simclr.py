@@ -33,7 +33,7 @@ class ProjectionHead(nn.Sequential):
 
 
 class SimCLR(nn.Module):
-    def __init__(self, encoder: str = "resnet18", stem: str = "imagenet",
+    def __init__(self, encoder: str = "resnet18", stem: str = "imagenet", *,
                  proj_hidden_dim: int | None = None, proj_dim: int = 128,
                  temperature: float = 0.5, zero_init_residual: bool = True,
                  proj_output_bn: bool = True):
@@ -67,9 +67,9 @@ class SimCLRMethod(Method):
     own_params = ("simclr.", "model.stem", "model.zero_init_residual", "train.channels_last")
 
     def build(self, p: dict) -> SimCLR:
-        m, s = p["model"], p["simclr"]
-        return SimCLR(m["encoder"], m["stem"], s["proj_hidden_dim"], s["proj_dim"],
-                      s["temperature"], m["zero_init_residual"], s["proj_output_bn"])
+        m = p["model"]
+        return SimCLR(m["encoder"], m["stem"], zero_init_residual=m["zero_init_residual"],
+                      **p["simclr"])
 
     def check(self, p: dict, source_of: dict) -> None:
         if p["train"]["batch_size"] < 2:

@@ -1,0 +1,132 @@
+"""The shape of the code, checked: modules import downward only (no cycle, evaluation never
+reaches the training loop), nothing outside sslnb/methods/ branches on a method's name, and the
+notebooks share one short set-up cell."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+import sslnb
+from conftest import ROOT
+
+PKG = Path(sslnb.__file__).parent
+METHOD_NAMES = {"mae", "simclr"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """Every sslnb module this file imports, at the top or inside functions. `from pkg import mod`
+    is an import of pkg.mod; a package that holds this file (always initialised first) is not
+    counted as an import of it."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sslnb")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.startswith("sslnb"):
+                target = node.module
+            else:
+                continue
+            subs = {f"{target}.{a.name}" for a in node.names} & modules  # `from . import runs`
+            if len(subs) < len(node.names) and not name.startswith(target + "."):
+                found.add(target)
+            found |= subs
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(f): f for f in PKG.rglob("*.py")}
+    return {m: {t for t in imports_of(f, set(files)) if t in files and t != m}
+            for m, f in files.items()}
+
+
+def reachable(graph, start):
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = import_graph()
+    assert len(graph) > 20  # the walk found the package
+    cycles = sorted(m for m in graph if m in reachable(graph, m))
+    assert not cycles, {m: sorted(graph[m]) for m in cycles}
+
+
+def test_evaluation_never_imports_the_training_loop():
+    graph = import_graph()
+    for m in ("sslnb.features", "sslnb.probe", "sslnb.finetune", "sslnb.evaluate",
+              "sslnb.export", "sslnb.checkpoint", "sslnb.report.plots", "sslnb.report.compare"):
+        assert "sslnb.train" not in reachable(graph, m), m
+
+
+def method_comparisons(path: Path) -> list[int]:
+    """Lines comparing something with the string 'mae' or 'simclr'."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            for c in [node.left, *node.comparators]:
+                if isinstance(c, ast.Constant) and c.value in METHOD_NAMES:
+                    lines.append(node.lineno)
+                if isinstance(c, (ast.Tuple, ast.List, ast.Set)) and any(
+                        isinstance(e, ast.Constant) and e.value in METHOD_NAMES for e in c.elts):
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_method_files_branch_on_a_method():
+    offenders = {str(f.relative_to(ROOT)): method_comparisons(f)
+                 for f in [*PKG.rglob("*.py"), *(ROOT / "bench").glob("*.py")]
+                 if "methods" not in f.parts and method_comparisons(f)}
+    assert not offenders, offenders
+
+
+def test_the_comparison_finder_sees_a_branch(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text('if p["method"] == "mae":\n    pass\nok = m in ("simclr", "x")\n')
+    assert method_comparisons(f) == [1, 3]
+
+
+def bootstrap_cells():
+    cells = {}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        tagged = [c for c in code if "bootstrap" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{nb.name}: one code cell tagged 'bootstrap'"
+        cells[nb.name] = "".join(tagged[0]["source"])
+    return cells
+
+
+def test_every_notebook_has_the_same_short_setup_cell():
+    cells = bootstrap_cells()
+    assert len(cells) == 4
+    first = next(iter(cells.values()))
+    assert all(c == first for c in cells.values()), "the bootstrap cells differ"
+    assert len(first.strip().splitlines()) <= 10
+    compile(first, "bootstrap", "exec")
+
+
+@pytest.mark.parametrize("name", ["mae", "simclr"])
+def test_a_method_is_one_file(name):
+    """Model, views, loss, FLOPs, export and pictures of a method are in sslnb/methods/NAME.py."""
+    from sslnb import methods
+    m = methods.get(name)
+    assert Path(type(m).__module__.replace(".", "/") + ".py").name == f"{name}.py"
+    for hook in ("build", "views", "loss", "train_flops_per_image", "architecture", "export",
+                 "showcase"):
+        assert getattr(type(m), hook) is not getattr(methods.Method, hook), hook
