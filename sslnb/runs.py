@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import params as params_mod
-from .checkpoint import CHECKPOINTS, atomic_write_bytes, has_checkpoint, write_json  # noqa: F401
+from .checkpoint import atomic_write_bytes, has_checkpoint
 from .errors import RunError
 
 

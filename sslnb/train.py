@@ -85,7 +85,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
     feeder = Feeder(data.images, device, p["data"]["placement"])  # uint8, decoded once
     batches = feeder.stream(batch_indices(len(data), p["seed"], step, sched, t["batch_size"],
                                           rank, world_size, feeder.index_device))
-    meter = Meter(run, step, sched, device, world_size, t["log_every"], f"{method.name} {p['name']}")
+    meter = Meter(run, step, sched, device, t["log_every"], f"{method.name} {p['name']}")
     saver = Saver(run, p, net, opt, scaler, sched, step, meter.finite)
 
     model.train()
@@ -255,10 +255,10 @@ class Meter:
     """Losses summed on the device, read every `log_every` steps (the only host syncs) and at
     each epoch's end, averaged over processes; metric lines and the progress bar on rank 0."""
 
-    def __init__(self, run: Path, step: int, sched: Schedule, device, world_size: int,
-                 log_every: int, desc: str):
-        self.sched, self.device, self.world_size, self.log_every = sched, device, world_size, log_every
-        self.rank0 = distributed.world()[0] == 0
+    def __init__(self, run: Path, step: int, sched: Schedule, device, log_every: int, desc: str):
+        self.sched, self.device, self.log_every = sched, device, log_every
+        rank, self.world_size = distributed.world()
+        self.rank0 = rank == 0
         self.loss_sum = torch.zeros((), device=device)
         self.epoch_loss = torch.zeros((), device=device)
         self.finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss

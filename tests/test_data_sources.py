@@ -9,7 +9,6 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import ROOT
 from sslnb.data import _cached, _listing, cache, example_trees, layouts, load_split
 from sslnb.errors import DataError
 from sslnb.params import resolve

@@ -14,7 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,7 +48,6 @@ def _write_class(folder: Path, n: int, label: int, seed: int, sizes, grain: floa
 
 def add_awkward_files(folder: Path) -> dict[str, str]:
     """The files real datasets contain, in one class folder; returns {kind: file name}."""
-    from PIL import Image
     base = _photos(1, 0, 123, (120, 90))[0]
     files = {"corrupt": "corrupt.JPEG", "truncated": "truncated.JPEG", "gray": "gray.JPEG",
              "cmyk": "cmyk.JPEG", "alpha": "alpha.png", "tiny": "tiny.JPEG"}
