@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sslnb.augment import Normalize  # noqa: E402
-from sslnb.data import load_split  # noqa: E402
+from sslnb.data import choosing, load_split  # noqa: E402
 from sslnb.features import extract, random_init_model  # noqa: E402
 from sslnb.params import resolve  # noqa: E402
 from sslnb.probe import knn_accuracy, linear_probe, probe_settings  # noqa: E402
@@ -41,6 +41,11 @@ def data_statistics(model, images, normalize, batch_size=512):
 
 
 def main():
+    with choosing():  # a choice between two baselines: test is never read
+        compare_statistics()
+
+
+def compare_statistics():
     p = resolve(ROOT / "params/demo/simclr_resnet18.yaml")
     train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
     normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])

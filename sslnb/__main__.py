@@ -1,4 +1,4 @@
-"""Command line: python -m sslnb {pretrain,evaluate,report,bench,export,info} ...  (also under torchrun)."""
+"""Command line: python -m sslnb {pretrain,evaluate,choose,report,bench,export,info} ...  (also under torchrun)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
     sp.add_argument("--device", default=None)
     sp.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
+    sp = sub.add_parser("choose", help="pick a linear-probe setting on val (never test)")
+    sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
+    sp.add_argument("--key", required=True, help="a probe setting, e.g. eval.probe_base_lr")
+    sp.add_argument("--values", required=True, nargs="+", help="values to try, e.g. 0.03 0.1 0.3")
     sp = sub.add_parser("report", help="run the notebooks with papermill and render report/")
     sp.add_argument("--params", required=True, help="a report params file, e.g. params/report/demo.yaml")
     sp.add_argument("--force", action="store_true", help="rerun everything, reuse nothing")
@@ -73,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate(args.run, args.device, args.force)
             result.pop("inputs", None)
             print(json.dumps(result, indent=2))
+        elif args.command == "choose":
+            import yaml
+            from .choose import probe_setting
+            values = [yaml.safe_load(v) for v in args.values]
+            print(json.dumps(probe_setting(args.run, args.key, values), indent=2))
         elif args.command == "report":
             import time
             from . import report

@@ -1,21 +1,30 @@
 """Evaluate a pretrained run against its random-init baseline: linear probe, kNN and (optionally)
-fine-tuning, each on the pretrained encoder and on the same architecture untrained.
+fine-tuning, each on the pretrained encoder and on the same architecture untrained, and the probe
+and kNN of every encoder snapshot kept during pretraining (the curves across pretraining).
 
-Writes <run>/eval.json (all numbers) and per-epoch curves in <run>/metrics/probe_<kind>.jsonl and
-finetune_<kind>.jsonl. Re-running with unchanged inputs returns the saved eval.json.
+Protocol: every evaluator trains on `train`; `val` gives the per-epoch curves (and is where
+recipes are chosen, elsewhere); `test` gives the reported numbers and is read once, at the end.
+Writes <run>/eval.json (all numbers), <run>/predictions.json (each evaluator's test predictions,
+for the bootstrap intervals of sslnb.stats) and per-epoch curves in
+<run>/metrics/probe_<kind>.jsonl and finetune_<kind>.jsonl. Re-running with unchanged inputs
+returns the saved eval.json.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from . import runs
-from .checkpoint import load_pretrained, write_json
+import torch
+
+from . import methods, runs
+from .checkpoint import load_checkpoint, load_pretrained, write_json
 from .data import load_split
 from .device import resolve_device
-from .features import KINDS, features, random_init_model
-from .finetune import finetune
-from .probe import knn_accuracy, linear_probe, probe_settings
+from .features import KINDS, features, random_init_model, snapshots
+from .finetune import finetune, predictions
+from .probe import classifier_scores, knn_predict, linear_probe, predict, probe_settings
+
+SPLITS = ("train", "val", "test")
 
 
 def evaluate(run: Path | str, device: str | None = None, force: bool = False,
@@ -26,37 +35,108 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
         p["eval"].update(eval_overrides)
     e = p["eval"]
     dev = resolve_device(device or p["device"])
-    feats = {(k, s): features(run, k, s, device=str(dev)) for k in KINDS for s in ("train", "val")}
+    steps = curve_steps(run)
+    kinds = [*KINDS, *(f"step_{s}" for s in steps["computed"])]
+    feats = {(k, s): features(run, k, s, device=str(dev)) for k in kinds for s in SPLITS}
     inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
               "code_version": runs.code_version()}
     out_path = run / "eval.json"
-    if out_path.is_file() and not force:
+    if out_path.is_file() and (run / "predictions.json").is_file() and not force:
         saved = json.loads(out_path.read_text())
         if saved.get("inputs") == json.loads(json.dumps(inputs)):
             return saved
+    test_labels = feats[("pretrained", "test")]["labels"]
     num_classes = len(feats[("pretrained", "train")]["classes"])
     result = {"run": run.name, "method": p["method"], "encoder": p["model"]["encoder"],
               "feature_dim": int(feats[("pretrained", "train")]["features"].shape[1]),
-              "inputs": inputs}
-    for kind in KINDS:
-        tr, va = feats[(kind, "train")], feats[(kind, "val")]
-        log = runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
-                            key="epoch")
-        probe = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
-                             num_classes=num_classes, seed=p["seed"], device=dev,
-                             on_epoch=log.write, **probe_settings(e))
-        knn = knn_accuracy(tr["features"].to(dev), tr["labels"].to(dev), va["features"].to(dev),
-                           va["labels"].to(dev), num_classes, e["knn_k"], e["knn_temperature"])
-        result[kind] = {**{f"probe_{k}": v for k, v in probe["final"].items() if k != "epoch"},
-                        "knn_top1": knn}
+              "test_images": len(test_labels), "inputs": inputs}
+    preds: dict[str, list[int]] = {}
+    for kind in kinds:
+        log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
+                             key="epoch") if kind in KINDS else None)
+        metrics, kind_preds = read_out(*(feats[(kind, s)] for s in SPLITS), e, p["seed"],
+                                       num_classes, dev, log.write if log else None)
+        result[kind] = metrics
+        preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
     if e["finetune_epochs"] > 0:
         train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
+        test = load_split(p["data"], "test")
         for kind in KINDS:
             backbone = model if kind == "pretrained" else random_init_model(p)
             log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}.jsonl", keep_until_step=0,
                                 key="epoch")
             ft = finetune(backbone.to(dev), train, val, p, dev, p["seed"], on_epoch=log.write)
-            result[kind]["finetune_top1"] = ft["val_top1"]
+            pred = predictions(ft["model"], test, ft["normalize"], dev)
+            result[kind]["finetune_val_top1"] = ft["val_top1"]
+            result[kind]["finetune_test_top1"] = accuracy(pred, test.labels)
             result["finetune_train_images"] = ft["train_images"]
+            preds[f"{kind}/finetune"] = pred.tolist()
+    result["curve"] = curve(run, p, steps, result)
+    write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
+                                          "predictions": preds})
     write_json(out_path, result)
     return result
+
+
+def read_out(tr: dict, va: dict, te: dict, e: dict, seed: int, num_classes: int, dev,
+             on_epoch=None) -> tuple[dict, dict]:
+    """Linear probe and kNN of one encoder's features: (metrics, test predictions)."""
+    probe = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
+                         num_classes=num_classes, seed=seed, device=dev, on_epoch=on_epoch,
+                         **probe_settings(e))
+    test_x, test_y = te["features"].to(dev), te["labels"].to(dev)
+    _, test1, test5 = classifier_scores(probe["model"], test_x, test_y, 4096)
+    train_x, train_y = tr["features"].to(dev), tr["labels"].to(dev)
+    knn = {s: knn_predict(train_x, train_y, f["features"].to(dev), num_classes, e["knn_k"],
+                          e["knn_temperature"]) for s, f in (("val", va), ("test", te))}
+    final = probe["final"]
+    metrics = {"probe_train_top1": final["train_top1"], "probe_val_top1": final["val_top1"],
+               "probe_val_top5": final["val_top5"], "probe_test_top1": test1,
+               "probe_test_top5": test5, "knn_val_top1": accuracy(knn["val"], va["labels"]),
+               "knn_test_top1": accuracy(knn["test"], te["labels"])}
+    return metrics, {"probe": predict(probe["model"], test_x).tolist(), "knn": knn["test"].tolist()}
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return 100.0 * (pred.cpu() == labels.cpu()).float().mean().item()
+
+
+def curve_steps(run: Path) -> dict:
+    """The kept snapshots' steps, and which need their own evaluation: step 0 is the random-init
+    encoder (same seed, same weights: tests/test_uncertainty.py checks the features) and the
+    checkpoint's step is the pretrained one."""
+    kept = list(snapshots(run))
+    last = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    return {"all": kept, "last": last, "computed": [s for s in kept if s not in (0, last)]}
+
+
+def curve(run: Path, p: dict, steps: dict, result: dict) -> list[dict]:
+    """One point per snapshot: test top-1 of probe and kNN against pretraining epochs, images
+    seen, training FLOPs and wall-clock seconds (from the run's per-epoch times)."""
+    kinds = {0: "random_init", steps["last"]: "pretrained"}
+    flops = methods.train_flops_per_image(p)
+    epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
+    images_per_step = json.loads((run / "summary.json").read_text())["images_per_step"] \
+        if (run / "summary.json").is_file() else p["train"]["batch_size"]
+    steps_per_epoch = epochs[0]["step"] if epochs else None
+    points = []
+    for step in steps["all"]:
+        r = result[kinds.get(step, f"step_{step}")]
+        epoch = step / steps_per_epoch if steps_per_epoch else None
+        points.append({"step": step, "epoch": epoch, "images_seen": step * images_per_step,
+                       "train_flops": step * images_per_step * flops,
+                       "train_seconds": _seconds_at(epochs, epoch),
+                       **{k: r[k] for k in ("probe_val_top1", "probe_test_top1", "knn_val_top1",
+                                            "knn_test_top1")}})
+    return points
+
+
+def _seconds_at(epochs: list[dict], epoch: float | None) -> float | None:
+    """Wall-clock pretraining seconds up to a (fractional) epoch, from metrics/epochs.jsonl."""
+    if epoch is None:
+        return None
+    whole = int(epoch)
+    done = sum(e["epoch_time_s"] for e in epochs[:whole])
+    if whole < len(epochs):
+        done += (epoch - whole) * epochs[whole]["epoch_time_s"]
+    return done

@@ -1,10 +1,10 @@
 """Frozen-encoder features, computed once and cached on disk with the params that made them.
 
 Cache: <run>/features/<kind>_<split>_<key>.pt where the key hashes everything the features depend
-on: the encoder's weights (the checkpoint file for a trained one; for the random-init one the
-weights themselves, so any setting that changes the random encoder changes the key), the data
-params, the pooling and the engine code. `kind` is `pretrained` or `random_init` (the same
-architecture, untrained).
+on: the encoder's weights (the checkpoint or snapshot file for a trained one; for the random-init
+one the weights themselves, so any setting that changes the random encoder changes the key), the
+data params, the pooling and the engine code. `kind` is `pretrained` (the end of pretraining),
+`random_init` (the same architecture, untrained) or `step_N` (the snapshot kept at step N).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from . import runs
 from .augment import Normalize
 from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
-from .data import load_split
+from .data import guard, load_split
 from .device import resolve_device
 from .methods import build_model
 
@@ -33,8 +33,8 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def _key(p: dict, kind: str, split: str, ckpt: Path, random_encoder=None) -> str:
-    stat = ckpt.stat() if kind == "pretrained" else None
+def _key(p: dict, kind: str, split: str, ckpt: Path | None, random_encoder=None) -> str:
+    stat = ckpt.stat() if ckpt is not None else None
     ident = {"kind": kind, "split": split, "data": p["data"], "model": p["model"],
              "method": p["method"], "code": runs.code_version(),
              "ckpt": [stat.st_size, stat.st_mtime_ns] if stat else None,
@@ -62,17 +62,37 @@ def random_init_model(p: dict) -> torch.nn.Module:
     return build_model(p)
 
 
+def snapshots(run: Path | str) -> dict[int, Path]:
+    """step -> snapshot file of a run (train.snapshots), in step order."""
+    files = sorted((Path(run) / "snapshots").glob("step_*.pt"))
+    return {int(f.stem.split("_")[1]): f for f in files}
+
+
+def encoder_of(run: Path, kind: str) -> tuple[torch.nn.Module, dict, Path | None]:
+    """(model, params, weights file) of `pretrained`, `random_init` or a snapshot `step_N`."""
+    model, p = load_pretrained(run)  # validates the run even for the random-init baseline
+    if kind == "pretrained":
+        return model, p, run / "checkpoints" / "last.pt"
+    if kind == "random_init":
+        return random_init_model(p), p, None
+    step = int(kind.split("_")[1]) if kind.startswith("step_") and kind[5:].isdigit() else None
+    path = snapshots(run).get(step)
+    if path is None:
+        raise ValueError(f"kind must be one of {KINDS} or step_N of a kept snapshot "
+                         f"({', '.join(f'step_{s}' for s in snapshots(run)) or 'none kept'}), "
+                         f"not {kind!r}")
+    model = random_init_model(p)
+    model.encoder.load_state_dict(load_checkpoint(path)["encoder"])
+    return model.eval(), p, path
+
+
 def features(run: Path | str, kind: str = "pretrained", split: str = "train",
              device: str | None = None, refresh: bool = False) -> dict:
     """{'features': (N, D) float32, 'labels': (N,), 'classes': [...], 'key': str}, cached."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
+    guard(split)
     run = Path(run)
-    model, p = load_pretrained(run)  # validates the run even for the random-init baseline
-    if kind == "random_init":
-        model = random_init_model(p)
-    ckpt = run / "checkpoints" / "last.pt"
-    key = _key(p, kind, split, ckpt, model.encoder if kind == "random_init" else None)
+    model, p, weights_file = encoder_of(run, kind)
+    key = _key(p, kind, split, weights_file, model.encoder if kind == "random_init" else None)
     cache = run / "features" / f"{kind}_{split}_{key}.pt"
     if cache.is_file() and not refresh:
         return load_checkpoint(cache)

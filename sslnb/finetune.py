@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from .augment import BatchAugment, Normalize
 from .data import ImageSet
 from .optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
-from .probe import topk_correct
 from .randomness import step_generator
 
 FINETUNE_AUGMENT = {"crop_scale": [0.2, 1.0], "crop_ratio": [0.75, 1.3333333], "flip_p": 0.5,
@@ -62,14 +61,17 @@ def finetune(backbone: nn.Module, train: ImageSet, val: ImageSet, p: dict,
         if on_epoch is not None:
             on_epoch(rec)
     return {"history": history, "val_top1": history[-1]["val_top1"] if history else None,
-            "train_images": len(train)}
+            "train_images": len(train), "model": model.eval(), "normalize": normalize}
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: ImageSet, normalize: Normalize, device, bs: int = 512) -> float:
+def predictions(model: nn.Module, data: ImageSet, normalize: Normalize, device,
+                bs: int = 512) -> torch.Tensor:
+    """Top-1 class of every image (int64, CPU)."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for s in range(0, len(data), bs):
-        x = normalize(data.images[s:s + bs].to(device))
-        correct += topk_correct(model(x), data.labels[s:s + bs].to(device), ks=(1,))[0]
-    return 100.0 * correct.item() / len(data)
+    return torch.cat([model(normalize(data.images[s:s + bs].to(device))).argmax(dim=1).cpu()
+                      for s in range(0, len(data), bs)])
+
+
+def accuracy(model: nn.Module, data: ImageSet, normalize: Normalize, device, bs: int = 512) -> float:
+    return 100.0 * (predictions(model, data, normalize, device, bs) == data.labels).float().mean().item()

@@ -41,7 +41,8 @@ RANGES = {
     "data.noise": (0.0, None, True),
     "data.texture": (0.0, None, True),
     "data.max_shift": (0.0, 1.0, True),
-    "data.val_fraction": (0.0, 1.0, False),
+    "data.val_fraction": (0.0, 0.5, False),
+    "train.snapshots": (0, None, True),
     "augment.flip_p": (0.0, 1.0, True),
     "augment.jitter_p": (0.0, 1.0, True),
     "augment.gray_p": (0.0, 1.0, True),
@@ -58,7 +59,8 @@ RANGES = {
 }
 # Keys that must be positive integers wherever they appear.
 POSITIVE_INTS = {
-    "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val", "model.patch_size", "model.depth",
+    "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val",
+    "data.num_test", "data.val_per_class", "model.patch_size", "model.depth",
     "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
     "simclr.proj_dim", "train.epochs", "train.batch_size", "train.accum_steps", "train.log_every",
     "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",

@@ -33,7 +33,7 @@ def linear_classifier(dim: int, num_classes: int) -> nn.Module:
 
 
 @torch.no_grad()
-def _evaluate(model, x, y, batch_size):
+def classifier_scores(model, x, y, batch_size):
     model.eval()
     loss = torch.zeros((), device=x.device)
     c1 = torch.zeros((), device=x.device, dtype=torch.long)
@@ -52,8 +52,10 @@ def linear_probe(train_x, train_y, val_x, val_y, *, num_classes: int, epochs: in
                  batch_size: int = 256, optimizer: str = "sgd", base_lr: float = 0.1,
                  weight_decay: float = 0.0, warmup_epochs: int = 10, seed: int = 0,
                  device: str | torch.device = "cpu", on_epoch=None) -> dict:
-    """Train the probe; returns {'history': [per-epoch dicts], 'final': last epoch's dict}.
-    Settings by keyword (`**probe_settings(params['eval'])` passes the eval section's)."""
+    """Train the probe on train, evaluate on val every epoch (the curves; nothing is chosen from
+    them: the probe trains for its fixed epochs). Returns {'history': [per-epoch dicts], 'final':
+    last epoch's dict, 'model': the trained classifier}. Settings by keyword
+    (`**probe_settings(params['eval'])` passes the eval section's)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = linear_classifier(train_x.shape[1], num_classes).to(device)
@@ -96,14 +98,23 @@ def linear_probe(train_x, train_y, val_x, val_y, *, num_classes: int, epochs: in
             c1 += a
             c5 += b
             seen += idx.numel()
-        val_loss, val1, val5 = _evaluate(model, val_x, val_y, 4096)
+        val_loss, val1, val5 = classifier_scores(model, val_x, val_y, 4096)
         rec = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen,
                "train_top1": 100.0 * c1.item() / seen, "train_top5": 100.0 * c5.item() / seen,
                "val_loss": val_loss, "val_top1": val1, "val_top5": val5}
         history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
-    return {"history": history, "final": history[-1]}
+    return {"history": history, "final": history[-1], "model": model.eval()}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Top-1 class of each row of x (int64, on the CPU): what the bootstrap resamples."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(x[s:s + batch_size].to(device)).argmax(dim=1).cpu()
+                      for s in range(0, x.shape[0], batch_size)])
 
 
 def probe_settings(e: dict) -> dict:
@@ -114,16 +125,23 @@ def probe_settings(e: dict) -> dict:
 
 
 @torch.no_grad()
+def knn_predict(train_x, train_y, query_x, num_classes: int, k: int = 20,
+                temperature: float = 0.07, chunk: int = 1024) -> torch.Tensor:
+    """Top-1 class of each query row under a temperature-weighted cosine kNN classifier."""
+    train = F.normalize(train_x.float(), dim=1)
+    query = F.normalize(query_x.float(), dim=1)
+    k = min(k, train.shape[0])
+    out = []
+    for s in range(0, query.shape[0], chunk):
+        sim, idx = (query[s:s + chunk] @ train.T).topk(k, dim=1)
+        votes = torch.zeros(sim.shape[0], num_classes, device=query.device)
+        votes.scatter_add_(1, train_y[idx], (sim / temperature).exp())
+        out.append(votes.argmax(dim=1).cpu())
+    return torch.cat(out)
+
+
 def knn_accuracy(train_x, train_y, val_x, val_y, num_classes: int, k: int = 20,
                  temperature: float = 0.07, chunk: int = 1024) -> float:
-    """Top-1 accuracy (%) of a temperature-weighted cosine kNN classifier."""
-    train = F.normalize(train_x.float(), dim=1)
-    val = F.normalize(val_x.float(), dim=1)
-    k = min(k, train.shape[0])
-    correct = 0
-    for s in range(0, val.shape[0], chunk):
-        sim, idx = (val[s:s + chunk] @ train.T).topk(k, dim=1)
-        votes = torch.zeros(sim.shape[0], num_classes, device=val.device)
-        votes.scatter_add_(1, train_y[idx], (sim / temperature).exp())
-        correct += (votes.argmax(dim=1) == val_y[s:s + chunk]).sum().item()
-    return 100.0 * correct / val.shape[0]
+    """Top-1 accuracy (%) of the kNN classifier on (val_x, val_y)."""
+    pred = knn_predict(train_x, train_y, val_x, num_classes, k, temperature, chunk)
+    return 100.0 * (pred == val_y.cpu()).float().mean().item()

@@ -87,7 +87,8 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
                                           rank, world_size, feeder.index_device))
     meter = Meter(run, step, sched, device, t["log_every"], f"{method.name} {p['name']}")
     saver = Saver(run, p, net, opt, scaler, sched, step, meter.finite)
-
+    snapshots = Snapshots(run, net, sched, t["snapshots"], meter.finite)
+    snapshots.after(step)  # step 0: the random-init encoder, the first point of the curves
     model.train()
     steps_in_call = 0
     with meter:
@@ -103,6 +104,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
             meter.update(step, loss, lr, p)
             saver.after(step, stop=stop_after_steps is not None
                         and steps_in_call >= stop_after_steps)
+            snapshots.after(step)
             if saver.stopped:
                 break
     if rank == 0 and step == sched.total_steps:
@@ -347,6 +349,41 @@ class Saver:
                 "images_per_step": self.sched.images_per_step, "world_size": self.world_size,
                 "params": flatten(self.p)}, keep_previous=True)
         self.last_step = step
+
+
+def snapshot_steps(total_steps: int, n: int) -> list[int]:
+    """n evenly spaced steps of a schedule, step 0 and the last included (n = 1: the last)."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [total_steps]
+    return sorted({round(i * total_steps / (n - 1)) for i in range(n)})
+
+
+class Snapshots:
+    """The encoder's weights at `train.snapshots` points of the schedule (snapshots/step_N.pt):
+    the study's probing across pretraining, and accuracy against compute. Encoder only (no
+    optimiser, no decoder or head): what features and probes need."""
+
+    def __init__(self, run: Path, net, sched: Schedule, n: int, finite: torch.Tensor):
+        self.run, self.net, self.sched, self.finite = run, net, sched, finite
+        self.steps = set(snapshot_steps(sched.total_steps, n))
+        self.rank0 = distributed.world()[0] == 0
+
+    def after(self, step: int) -> None:
+        path = snapshot_path(self.run, step)
+        if step not in self.steps or not self.rank0 or path.is_file():
+            return
+        if not bool(self.finite):  # one sync per snapshot; Saver raises the error at its save
+            return
+        checkpoint.save_checkpoint(path, {
+            "encoder": self.net.encoder.state_dict(), "step": step,
+            "epoch": step / self.sched.steps_per_epoch,
+            "images_seen": step * self.sched.images_per_step})
+
+
+def snapshot_path(run: Path, step: int) -> Path:
+    return Path(run) / "snapshots" / f"step_{step:07d}.pt"
 
 
 def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_save: float) -> bool:

@@ -40,23 +40,27 @@ def clear():
 
 def test_kaggle_layout_builds_cache_and_counts_bad_files(kaggle_tree, tmp_path, fresh):
     d = data_params(source="imagenet100", root=str(kaggle_tree), cache_dir=str(tmp_path),
-                    image_size=32, decode_workers=2)
-    train = load_split(d, "train")
-    skipped = {s["file"].split("/")[-1]: s["reason"] for s in train.info["skipped"]}
+                    image_size=32, decode_workers=2, val_per_class=2)
+    train, val = load_split(d, "train"), load_split(d, "val")
+    skipped = {s["file"].split("/")[-1]: s["reason"]
+               for s in train.info["skipped"] + val.info["skipped"]}
     assert set(skipped) == {"corrupt.JPEG", "truncated.JPEG"}
     assert "truncated" in skipped["truncated.JPEG"]
     files = json.loads((next(tmp_path.glob("imagenet100-train-*")) / "index.json").read_text())
-    names = {f.split("/")[-1] for f in files["files"]}
+    val_files = json.loads((next(tmp_path.glob("imagenet100-val-*")) / "index.json").read_text())
+    names = {f.split("/")[-1] for f in files["files"] + val_files["files"]}
     assert {"gray.JPEG", "cmyk.JPEG", "alpha.png", "tiny.JPEG"} <= names
-    assert len(train) == 4 * 12 + 4 == files["count"]  # 48 + 6 awkward files - 2 unreadable
+    # 48 + 6 awkward files - 2 unreadable, val carved from them (2 per class)
+    assert len(train) + len(val) == 4 * 12 + 4 and len(train) == files["count"]
+    assert len(val) + len(val.info["skipped"]) == 8 and not set(files["files"]) & set(val_files["files"])
     assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (3, 32, 32)
     assert train.classes == tuple(sorted(layouts.cmc_classes()[:4]))
     assert train.names[train.classes[0]].startswith("class ")
     # labels follow the folders: every image of a class folder carries that class
     for f, lab in zip(files["files"], files["labels"]):
         assert f.split("/")[1] == train.classes[lab]
-    val = load_split(d, "val")
-    assert len(val) == 16 and set(val.labels.tolist()) == {0, 1, 2, 3}
+    test = load_split(d, "test")  # Kaggle's val.X
+    assert len(test) == 16 and set(test.labels.tolist()) == {0, 1, 2, 3}
     assert any("differs from the standard ImageNet-100 list" in n for n in train.info["notes"])
 
 
@@ -96,22 +100,22 @@ def test_cache_is_reused_and_a_changed_param_or_file_makes_a_new_one(kaggle_tree
     shutil.copytree(kaggle_tree, tree)
     d = data_params(source="imagenet100", root=str(tree), cache_dir=str(tmp_path / "c"),
                     image_size=32)
-    load_split(d, "val")
-    (folder,) = (tmp_path / "c").glob("imagenet100-val-*")
+    load_split(d, "test")
+    (folder,) = (tmp_path / "c").glob("imagenet100-test-*")
     before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.iterdir()}
     clear()
-    again = load_split(d, "val")
+    again = load_split(d, "test")
     assert {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.iterdir()} == before
     assert len(again) == 16
     assert cache.verify(folder)  # the index's checksum is that of the pixels
     clear()
-    load_split({**d, "cache_size": 40}, "val")  # another size: another cache
-    assert len(list((tmp_path / "c").glob("imagenet100-val-*"))) == 2
+    load_split({**d, "cache_size": 40}, "test")  # another size: another cache
+    assert len(list((tmp_path / "c").glob("imagenet100-test-*"))) == 2
     clear()
     src = next((tree / "val.X").iterdir())
     shutil.copy(next(src.iterdir()), src / "added.JPEG")  # the dataset changed: not stale
-    assert len(load_split(d, "val")) == 17
-    assert len(list((tmp_path / "c").glob("imagenet100-val-*"))) == 3
+    assert len(load_split(d, "test")) == 17
+    assert len(list((tmp_path / "c").glob("imagenet100-test-*"))) == 3
     assert not list((tmp_path / "c").glob("*.partial*"))
     with open(folder / "pixels.u8", "r+b") as f:  # one flipped byte is caught
         first = f.read(1)
@@ -131,19 +135,21 @@ def test_full_imagenet_layout_is_filtered_to_the_standard_100(tmp_path, fresh):
     shutil.rmtree(root / "val" / train.classes[7])
     clear()
     with pytest.raises(DataError, match=f"1 of the 100 ImageNet-100 classes are missing.*{train.classes[7]}"):
-        load_split(d, "val")
+        load_split(d, "test")
 
 
 def test_imagefolder_holds_out_a_seeded_fraction_per_class(tmp_path, fresh):
     root = example_trees.imagefolder(tmp_path / "folder", classes=3, per_class=10, sizes=(40, 30))
     d = data_params(source="imagefolder", root=str(root), cache_dir=str(tmp_path / "c"),
                     image_size=32, val_fraction=0.2)
-    a = layouts.imagefolder(root, "train", 0.2, 0), layouts.imagefolder(root, "val", 0.2, 0)
-    assert not set(a[0].files) & set(a[1].files) and len(a[1].files) == 6
-    assert a[1].files == layouts.imagefolder(root, "val", 0.2, 0).files  # same seed, same split
-    assert a[1].files != layouts.imagefolder(root, "val", 0.2, 1).files
-    assert [a[1].labels.count(k) for k in range(3)] == [2, 2, 2]
-    assert len(load_split(d, "train")) == 24 and len(load_split(d, "val")) == 6
+    tr, va, te = (layouts.imagefolder(root, s, 0.2, 0) for s in ("train", "val", "test"))
+    assert not set(tr.files) & set(va.files) and not set(va.files) & set(te.files)
+    assert not set(tr.files) & set(te.files) and len(va.files) == len(te.files) == 6
+    assert len(tr.files) + 12 == 30
+    assert va.files == layouts.imagefolder(root, "val", 0.2, 0).files  # same seed, same split
+    assert va.files != layouts.imagefolder(root, "val", 0.2, 1).files
+    assert [va.labels.count(k) for k in range(3)] == [2, 2, 2] == [te.labels.count(k) for k in range(3)]
+    assert [len(load_split(d, s)) for s in ("train", "val", "test")] == [18, 6, 6]
 
 
 def test_empty_class_folder_and_missing_root_are_named(tmp_path, fresh):
@@ -192,5 +198,5 @@ def test_tiny_pretrain_and_probe_on_the_kaggle_layout(kaggle_tree, tmp_path, cli
     assert r.returncode == 0, r.stderr
     result = json.loads((run / "eval.json").read_text())
     assert result["pretrained"]["probe_val_top1"] >= 0
-    feats = torch.load(next((run / "features").glob("pretrained_val_*.pt")), weights_only=True)
+    feats = torch.load(next((run / "features").glob("pretrained_test_*.pt")), weights_only=True)
     assert feats["features"].shape[0] == 16 and len(feats["classes"]) == 4  # all classes probed

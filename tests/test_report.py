@@ -9,6 +9,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
@@ -55,32 +56,62 @@ def tiny_report(tmp_path_factory):
     return tmp
 
 
+def _mean_sd(cell: str) -> tuple[float, float]:
+    mean, sd = cell.split(" ± ")
+    return float(mean), float(sd)
+
+
 def test_html_table_equals_the_metrics_files(tiny_report):
+    """Two seeds per configuration: each cell is mean ± sd of the runs' eval.json, each interval
+    a recomputation from the saved test predictions; the sentences come from the intervals."""
+    from sslnb import stats
     html = (tiny_report / "report" / "report.html").read_text()
     parser = Tables()
     parser.feed(html)
     tables = [t for t in parser.tables if t and "Model" in t[0]]
-    assert any("Val acc (%)" in t[0] for t in tables) and len(tables) == 2
-    by_model = {}
-    for t in tables:  # the study's columns, then ours; joined on the model
-        for row in t[1:]:
-            by_model.setdefault(row[0], {}).update(zip(t[0], row))
-    assert set(by_model) == {"MAE", "SimCLR"}
-    for model, cells in by_model.items():
-        run = tiny_report / "logs" / ("mae_vit_tiny" if model == "MAE" else "simclr_resnet18")
-        ev = json.loads((run / "eval.json").read_text())
-        for column, value in [("Val acc (%)", ev["pretrained"]["probe_val_top1"]),
-                              ("Train acc (%)", ev["pretrained"]["probe_train_top1"]),
-                              ("kNN acc (%)", ev["pretrained"]["knn_top1"]),
-                              ("Random-init val acc (%)", ev["random_init"]["probe_val_top1"]),
-                              ("Fine-tune acc (%)", ev["pretrained"]["finetune_top1"])]:
-            assert float(cells[column]) == pytest.approx(round(value, 2), abs=0.006), column
+    study = next(t for t in tables if "Val acc (%)" in t[0])
+    more = next(t for t in tables if "kNN (%)" in t[0])
+    assert [r[0] for r in study[1:]] == ["MAE", "SimCLR"]
+    logs = tiny_report / "logs"
+    for row, more_row, name in zip(study[1:], more[1:], ("mae_vit_tiny", "simclr_resnet18")):
+        cells, more_cells = dict(zip(study[0], row)), dict(zip(more[0], more_row))
+        runs = [logs / name, logs / f"{name}_seed1"]
+        evals = [json.loads((r / "eval.json").read_text()) for r in runs]
+        preds = [json.loads((r / "predictions.json").read_text()) for r in runs]
+        for column, table, pick in [
+                ("Val acc (%)", cells, lambda e: e["pretrained"]["probe_test_top1"]),
+                ("Train acc (%)", cells, lambda e: e["pretrained"]["probe_train_top1"]),
+                ("kNN (%)", more_cells, lambda e: e["pretrained"]["knn_test_top1"]),
+                ("Random init, probe (%)", more_cells, lambda e: e["random_init"]["probe_test_top1"]),
+                ("Fine-tune (%)", more_cells, lambda e: e["pretrained"]["finetune_test_top1"])]:
+            values = [pick(e) for e in evals]
+            mean, sd = _mean_sd(table[column])
+            assert mean == pytest.approx(np.mean(values), abs=0.051), column
+            assert sd == pytest.approx(np.std(values, ddof=1), abs=0.051), column
+        assert cells["Seeds"] == "2"
+        correct = np.stack([np.asarray(q["predictions"]["pretrained/probe"]) == q["labels"]
+                            for q in preds])
+        ci = stats.accuracy_interval(correct)
+        assert cells["95% CI"] == f"{ci.low:.1f} to {ci.high:.1f}"
+    results = json.loads((tiny_report / "report" / "results.json").read_text())
+    assert [c["n_seeds"] for c in results["configurations"]] == [2, 2]
+    for d in results["differences"]:
+        iv = stats.Interval(d["interval"]["value"], d["interval"]["low"], d["interval"]["high"])
+        assert stats.compare(d["a"], d["b"], iv, d["what"]) == d["sentence"]
+        assert html_text(html).count(d["sentence"]) == 1
+    assert (tiny_report / "report" / "results_per_seed.csv").read_text().count("\n") == 5
     assert "cdnjs" not in html and 'src="http' not in html
     # Every figure is a file named for what it shows, and the executed notebooks are kept.
     graphs = {p.name for p in (tiny_report / "graphs").glob("*.png")}
-    assert {"linear_probe_curves.png", "accuracy_vs_pretraining_time.png",
+    assert {"linear_probe_curves.png", "accuracy_across_pretraining.png",
             "mae_reconstructions_mae_vit_tiny.png", "simclr_views_simclr_resnet18.png"} <= graphs
-    assert len(list((tiny_report / "report" / "executed").glob("*.ipynb"))) == 7
+    assert len(list((tiny_report / "report" / "executed").glob("*.ipynb"))) == 13
+
+
+def html_text(page: str) -> str:
+    import html as html_module
+    import re
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page)))
 
 
 def test_report_opens_offline_in_chromium(tiny_report):
@@ -162,7 +193,7 @@ def test_rebuild_reuses_finished_runs(tiny_report):
                         "--graphs-dir", str(tiny_report / "graphs")], cwd=ROOT,
                        env=tiny_env(tiny_report), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert len(ckpts) == 2 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
+    assert len(ckpts) == 4 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
     assert (tiny_report / "report" / "report.html").is_file()
 
 

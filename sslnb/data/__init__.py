@@ -1,15 +1,18 @@
 """Data sources. Each split is an `ImageSet`: uint8 images (N, 3, S, S), int64 labels and class
 ids, so that augmentation runs on whole batches on the training device.
 
-Splits: `pretrain` (what self-supervised training sees; `data.pretrain_classes` picks a subset,
-e.g. the study's 25 classes of train.X1), `train` (the probe's labelled images, all classes) and
-`val`. File-backed sources are decoded once into a memory-mapped cache (`cache.py`); later runs
+Splits: `pretrain` (what self-supervised training sees: the train split, or the classes of it
+that `data.pretrain_classes` picks, e.g. the study's 25 classes of train.X1), `train` (the probe's
+labelled images, all classes), `val` (where every choice is made) and `test` (what the report
+shows, never used for a choice). File-backed sources are decoded once into a memory-mapped cache (`cache.py`); later runs
 open it in seconds.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -17,7 +20,7 @@ import torch
 from ..errors import DataError
 from . import cache, layouts, shapes, torchvision_sets
 
-SPLITS = ("pretrain", "train", "val")
+SPLITS = ("pretrain", "train", "val", "test")
 FILE_SOURCES = ("imagefolder", "imagenet100", "imagenet")
 
 
@@ -59,41 +62,138 @@ class ImageSet:
 
 
 def load_split(data: dict, split: str) -> ImageSet:
-    """The `pretrain`, `train` or `val` split described by a resolved params['data'] section."""
+    """The `pretrain`, `train`, `val` or `test` split described by a resolved params['data']
+    section. The splits are disjoint, which is checked once per data section (by path for file
+    trees, by content hash for generated and torchvision data)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    guard(split)
     src = data["source"]
     if src == "shapes":
-        num = data["num_train"] if split != "val" else data["num_val"]
-        # Different seeds per split: validation images are never training images.
-        seed = data["seed"] * 2 + (split == "val")
-        out = _shapes(num, data["image_size"], data["num_classes"], seed,
-                      tuple(data["scale"]), data["max_shift"], data["noise"], data["texture"])
+        out = _shapes_split(data, split)
     elif src in torchvision_sets.SOURCES:
-        out = _torchvision(src, data["root"], split, data["download"], data["image_size"])
+        out = _torchvision_split(src, data["root"], split, data["download"], data["image_size"],
+                                 data["val_per_class"], data["seed"])
     else:
-        part = "val" if split == "val" else "train"
+        part = "train" if split == "pretrain" else split
         if split == "pretrain" and data["pretrain_classes"] is not None:  # before decoding
-            listing = _listing(src, data["root"], part, data["val_fraction"], data["seed"])
+            listing = _listing(src, data["root"], part, data["val_fraction"],
+                               data["val_per_class"], data["seed"])
             check_classes(data["pretrain_classes"], listing.classes, listing.groups)
         size = data["cache_size"] or data["image_size"]
         out = _cached(src, data["root"], part, size, data["cache_dir"], data["val_fraction"],
-                      data["seed"], data["decode_workers"])
+                      data["val_per_class"], data["seed"], data["decode_workers"])
     if split == "pretrain" and data["pretrain_classes"] is not None:
         out = select_classes(out, data["pretrain_classes"])
+    check_disjoint(data)
     return out
 
 
-@functools.lru_cache(maxsize=4)
+_choosing = False
+
+
+def guard(split: str) -> None:
+    """Raise when the test split is read inside `choosing()` (cached features check this too)."""
+    if _choosing and split == "test":
+        raise DataError("the test split was read while choosing (a recipe search, a sweep, early "
+                        "stopping): choices are made on 'val' only, so that test stays unbiased. "
+                        "Read 'val' where something is picked, and 'test' only to report it.")
+
+
+class choosing:
+    """`with choosing(): ...` marks code that picks something (a best lr, a recipe, an epoch):
+    reading the test split inside it raises, so test is never tuned on."""
+    def __enter__(self):
+        global _choosing
+        self.outer, _choosing = _choosing, True
+        return self
+
+    def __exit__(self, *exc):
+        global _choosing
+        _choosing = self.outer
+
+
+def check_disjoint(data: dict) -> None:
+    """Raise DataError when an image is in two of train, val and test (cached per data section)."""
+    _check_disjoint(json.dumps({k: v for k, v in data.items()
+                                if k not in ("decode_workers", "placement", "cache_dir")},
+                               sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=8)
+def _check_disjoint(key: str) -> None:
+    data = json.loads(key)
+    src = data["source"]
+    if src in FILE_SOURCES:
+        layouts.check_disjoint({s: _listing(src, data["root"], s, data["val_fraction"],
+                                            data["val_per_class"], data["seed"])
+                                for s in ("train", "val", "test")})
+        return
+    sets = {s: (_shapes_split(data, s) if src == "shapes" else _torchvision_split(
+        src, data["root"], s, data["download"], data["image_size"], data["val_per_class"],
+        data["seed"])) for s in ("train", "val", "test")}
+    seen: dict[bytes, str] = {}
+    for split, d in sets.items():
+        for i, h in enumerate(content_hashes(d.images)):
+            if seen.setdefault(h, split) != split:
+                raise DataError(f"data ({src}): image {i} of the '{split}' split is also in the "
+                                f"'{seen[h]}' split; the splits must be disjoint. For shapes, "
+                                f"use more varied data (data.noise > 0); for {src}, check the files.")
+
+
+def content_hashes(images: torch.Tensor) -> list[bytes]:
+    """A 16-byte digest of each image's pixels."""
+    flat = images.reshape(len(images), -1).numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+
+
+SHAPES_SEED_OFFSET = {"pretrain": 0, "train": 0, "val": 1, "test": 2}
+
+
+def _shapes_split(data: dict, split: str) -> ImageSet:
+    num = {"val": data["num_val"], "test": data["num_test"]}.get(split, data["num_train"])
+    # A seed per split: validation and test images are never training images.
+    seed = data["seed"] * 3 + SHAPES_SEED_OFFSET[split]
+    return _shapes(num, data["image_size"], data["num_classes"], seed, tuple(data["scale"]),
+                   data["max_shift"], data["noise"], data["texture"])
+
+
+@functools.lru_cache(maxsize=6)
 def _shapes(num, image_size, num_classes, seed, scale, max_shift, noise, texture):
     images, labels = shapes.generate(num, image_size, num_classes, seed, scale, max_shift,
                                      noise, texture)
     return ImageSet(images, labels, shapes.CLASSES[:num_classes], info={"source": "shapes"})
 
 
+def carve_rows(labels: torch.Tensor, split: str, per_class: int, seed: int) -> torch.Tensor:
+    """Sorted row indices of the 'val' part (per_class of each class, at most a fifth of it, drawn
+    with seed) or the 'train' part (the rest) of a labelled set; unlabelled rows (-1) are train."""
+    g = torch.Generator().manual_seed(seed)
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    for k in torch.unique(labels).tolist():
+        if k < 0:
+            continue
+        rows = torch.nonzero(labels == k).flatten()
+        n_val = min(per_class, max(1, len(rows) // 5)) if len(rows) > 1 else 0
+        is_val[rows[torch.randperm(len(rows), generator=g)[:n_val]]] = True
+    return torch.nonzero(is_val if split == "val" else ~is_val).flatten()
+
+
+def _torchvision_split(source, root, split, download, image_size, per_class, seed) -> ImageSet:
+    if split == "test":
+        return _torchvision(source, root, "test", download, image_size)
+    train = _torchvision(source, root, "train", download, image_size)
+    out = train.take(carve_rows(train.labels, "val" if split == "val" else "train", per_class, seed))
+    if split == "pretrain" and source == "stl10":  # + the 100k images made for pretraining
+        extra = _torchvision(source, root, "unlabeled", download, image_size)
+        out = ImageSet(torch.cat([out.images, extra.images]), torch.cat([out.labels, extra.labels]),
+                       out.classes, out.names, out.info)
+    return out
+
+
 @functools.lru_cache(maxsize=4)
-def _torchvision(source, root, split, download, image_size):
-    images, labels, classes = torchvision_sets.load(source, root, split, download)
+def _torchvision(source, root, part, download, image_size):
+    images, labels, classes = torchvision_sets.load(source, root, part, download)
     if images.shape[-1] != image_size:
         from torchvision.transforms.v2.functional import resize
         images = torch.cat([resize(images[i:i + 4096], [image_size, image_size], antialias=True)
@@ -102,18 +202,33 @@ def _torchvision(source, root, split, download, image_size):
 
 
 @functools.lru_cache(maxsize=8)
-def _listing(source, root, split, val_fraction, seed) -> layouts.Listing:
+def _listing(source, root, split, val_fraction, val_per_class, seed) -> layouts.Listing:
+    """train/val/test file lists: test is the official held-out folder, val is carved from the
+    training folders (see layouts.py)."""
     base = layouts.find_root(source, root)
-    if source == "imagenet100":
-        return layouts.kaggle_imagenet100(base, split)
-    if source == "imagenet":
-        return layouts.imagenet(base, split)
-    return layouts.imagefolder(base, split, val_fraction, seed)
+    if source == "imagefolder":
+        if not (base / "train").is_dir():  # a flat tree: all three drawn per class
+            return layouts.imagefolder(base, split, val_fraction, seed)
+        has_test, has_val = (base / "test").is_dir(), (base / "val").is_dir()
+        if split == "test":
+            return replace(layouts.imagefolder(base, "test" if has_test else "val", val_fraction,
+                                               seed), split="test")
+        if split == "val" and has_test and has_val:
+            return layouts.imagefolder(base, "val", val_fraction, seed)
+        if split == "train" and has_test and has_val:
+            return layouts.imagefolder(base, "train", val_fraction, seed)
+        return layouts.carve(layouts.imagefolder(base, "train", val_fraction, seed), split,
+                             val_per_class, seed)
+    official = layouts.kaggle_imagenet100 if source == "imagenet100" else layouts.imagenet
+    if split == "test":
+        return replace(official(base, "val"), split="test")
+    return layouts.carve(official(base, "train"), split, val_per_class, seed)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(source, root, split, size, cache_dir, val_fraction, seed, workers) -> ImageSet:
-    listing = _listing(source, root, split, val_fraction, seed)
+def _cached(source, root, split, size, cache_dir, val_fraction, val_per_class, seed,
+            workers) -> ImageSet:
+    listing = _listing(source, root, split, val_fraction, val_per_class, seed)
     base = listing.root
     target = Path(cache_dir).expanduser() if cache_dir else cache.default_dir()
     folder = cache.find(listing, source, size, target)

@@ -4,8 +4,15 @@
   train.X4 (25 class folders each), val.X (100 class folders), Labels.json (wnid -> name).
 - `imagenet`: a full ImageNet tree, train/<wnid>/ and val/<wnid>/, filtered to the 100 classes of
   the CMC paper (imagenet100_classes.txt, shipped beside this file; credits in the README).
-- `imagefolder`: any tree of class folders, root/train/<class> and root/val/<class>, or
-  root/<class> split into train/val by a fraction with a fixed seed.
+- `imagefolder`: any tree of class folders: root/train/<class> with root/test/<class> and/or
+  root/val/<class>, or root/<class> alone.
+
+Three splits, disjoint by construction and checked by path (`check_disjoint`): `test` is the
+official held-out set (Kaggle's val.X, ImageNet's val/, an image folder's test/ or else val/), never
+used for a choice; `val`, where every choice is made, is carved from the training folders
+(`data.val_per_class` images of each class, seeded by data.seed; an image folder that has both val/
+and test/ keeps its own); `train` is the rest. A flat image folder holds out `data.val_fraction` of
+each class for val and as much again for test.
 
 A listing is only names and paths; decoding happens once, in `cache.py`.
 """
@@ -170,12 +177,18 @@ def imagenet(root: Path, split: str) -> Listing:
 
 
 def imagefolder(root: Path, split: str, val_fraction: float, seed: int) -> Listing:
-    """root/train/<class> + root/val/<class>, or root/<class> split per class by `val_fraction`."""
-    fix = ("Expected root/train/<class>/<image> and root/val/<class>/<image>, or root/<class>/"
-           "<image> (split into train/val by data.val_fraction).")
+    """One folder of root/train/<class> + root/{val,test}/<class> (split = the folder's name), or
+    for a flat root/<class> tree the split 'train', 'val' or 'test' drawn per class: val_fraction
+    for val, as much for test, the rest for train."""
+    fix = ("Expected root/train/<class>/<image> with root/test/<class>/<image> and/or "
+           "root/val/<class>/<image>, or root/<class>/<image> (split into train/val/test by "
+           "data.val_fraction).")
     _require_dir(root, "image folder", fix)
     if (root / "train").is_dir():
-        _require_dir(root / "val", "validation folder", fix)
+        if not any((root / d).is_dir() for d in ("val", "test")):
+            raise DataError(f"data.root '{root}' has train/ but neither val/ nor test/: the report "
+                            f"needs held-out images. {fix}")
+        _require_dir(root / split, f"'{split}' folder", fix)
         dirs = _class_dirs(root / split)
         classes = sorted(d.name for d in _class_dirs(root / "train"))
         unknown = sorted({d.name for d in dirs} - set(classes))
@@ -196,10 +209,43 @@ def imagefolder(root: Path, split: str, val_fraction: float, seed: int) -> Listi
     for k in range(len(classes)):
         mine = [f for f, lab in zip(all_files, all_labels) if lab == k]
         rng.shuffle(mine)
-        n_val = max(1, round(len(mine) * val_fraction)) if len(mine) > 1 else 0
-        chosen = sorted(mine[:n_val] if split == "val" else mine[n_val:])
+        n_out = max(1, round(len(mine) * val_fraction)) if len(mine) > 2 else 0
+        parts = {"val": mine[:n_out], "test": mine[n_out:2 * n_out], "train": mine[2 * n_out:]}
+        chosen = sorted(parts[split])
         files += chosen
         labels += [k] * len(chosen)
     return Listing(root, split, files, labels, tuple(classes),
-                   notes=[f"Validation: {val_fraction:.0%} of each class folder, drawn with seed "
-                          f"{seed}."])
+                   notes=[f"Validation and test: {val_fraction:.0%} of each class folder each, drawn "
+                          f"with seed {seed}."])
+
+
+def carve(train: Listing, split: str, per_class: int, seed: int) -> Listing:
+    """The 'train' or 'val' part of a training listing: `per_class` images of each class (at most
+    a fifth of it, at least one) drawn with `seed` for val, the others for train."""
+    rng = random.Random(seed)
+    files, labels = [], []
+    for k in range(len(train.classes)):
+        mine = [f for f, lab in zip(train.files, train.labels) if lab == k]
+        if not mine:
+            continue
+        rng.shuffle(mine)
+        n_val = min(per_class, max(1, len(mine) // 5)) if len(mine) > 1 else 0
+        chosen = sorted(mine[:n_val] if split == "val" else mine[n_val:])
+        files += chosen
+        labels += [k] * len(chosen)
+    return Listing(train.root, split, files, labels, train.classes, train.names, train.groups,
+                   [*train.notes, f"Validation: {per_class} images of each class carved from the "
+                                  f"training folders with seed {seed}; test: the held-out folder."])
+
+
+def check_disjoint(listings: dict[str, Listing]) -> None:
+    """No file in two splits (by resolved path): a test image seen in training would flatter."""
+    seen: dict[Path, str] = {}
+    for split, listing in listings.items():
+        for f in listing.files:
+            key = f.resolve()
+            if key in seen and seen[key] != split:
+                raise DataError(f"data.root '{listing.root}': '{f}' is in both the '{seen[key]}' "
+                                f"and the '{split}' split. Splits must be disjoint: remove the "
+                                f"duplicate from one of the folders.")
+            seen[key] = split

@@ -6,6 +6,8 @@ A report params file (params/report/<name>.yaml) names the runs:
     title: MAE vs SimCLR on shapes
     description: one paragraph shown under the title
     set: {train.epochs: 2}            # overrides applied to every run (optional)
+    seeds: [0, 1, 2]                  # every run repeated per seed (optional; default: its own)
+    extends: params/report/demo.yaml  # start from another report's keys (optional)
     runs:
       - params: params/demo/mae_vit_tiny.yaml
         set: {train.epochs: 4}        # overrides for this run (optional)
@@ -35,7 +37,8 @@ from .notebook import env_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-REPORT_KEYS = {"title": str, "description": str, "set": dict, "runs": list}
+REPORT_KEYS = {"title": str, "description": str, "set": dict, "seeds": list, "runs": list,
+               "extends": str}
 
 
 class ReportError(SslnbError):
@@ -53,6 +56,16 @@ def load(path: str | Path) -> dict:
         r = yaml.safe_load(read_text(path, "report params file")) or {}
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}.") from None
+    if not isinstance(r, dict):
+        raise ParamsError(f"{path}: a report params file is a mapping of {', '.join(REPORT_KEYS)}.")
+    if isinstance(r.get("extends"), str):  # another report's keys, then this file's over them
+        base = ROOT / r["extends"]
+        if not base.is_file() or base.resolve() == path.resolve():
+            raise ParamsError(f"{path}: key 'extends' names '{r['extends']}', which is not another "
+                              f"report params file (e.g. params/report/demo.yaml).")
+        base_keys = yaml.safe_load(read_text(base, "report params file")) or {}
+        base_keys.pop("extends", None)
+        r = {**base_keys, **{k: v for k, v in r.items() if k != "extends"}}
     for key, value in r.items():
         if key not in REPORT_KEYS:
             close = difflib.get_close_matches(key, REPORT_KEYS, n=1)
@@ -63,6 +76,11 @@ def load(path: str | Path) -> dict:
     if not r.get("runs"):
         raise ParamsError(f"{path}: key 'runs' must list at least one run, e.g. "
                           f"runs: [{{params: params/demo/mae_vit_tiny.yaml}}].")
+    seeds = r.get("seeds")
+    if seeds is not None and (not seeds or not all(type(x) is int and x >= 0 for x in seeds)
+                              or len(set(seeds)) != len(seeds)):
+        raise ParamsError(f"{path}: key 'seeds' must list distinct non-negative integers, e.g. "
+                          f"seeds: [0, 1, 2]; got {seeds!r}.")
     runs = []
     for i, item in enumerate(r["runs"]):
         item = {"params": item} if isinstance(item, str) else item
@@ -75,11 +93,18 @@ def load(path: str | Path) -> dict:
             raise ParamsError(f"{path}: runs[{i}] names '{item['params']}', which does not "
                               f"exist. Name a run params file such as params/demo/mae_vit_tiny.yaml.")
         overrides = {**(r.get("set") or {}), **(item.get("set") or {}), **env_overrides()}
-        p = resolve(params_file, overrides)
-        runs.append({"params": str(params_file), "set": overrides, "run_dir": str(run_dir_of(p)),
-                     "name": p["name"], "method": p["method"]})
+        base = resolve(params_file, overrides)
+        for seed in seeds or [base["seed"]]:
+            # The params' own seed keeps the run's name, so a seeds report reuses the runs of
+            # the one-seed report; every other seed is a run of its own.
+            name = base["name"] if seed == base["seed"] else f"{base['name']}_seed{seed}"
+            run_set = {**overrides, "seed": seed, "name": name} if seeds else overrides
+            p = resolve(params_file, run_set)
+            runs.append({"params": str(params_file), "set": run_set, "run_dir": str(run_dir_of(p)),
+                         "name": p["name"], "method": p["method"], "group": base["name"],
+                         "seed": seed})
     return {"title": r.get("title", path.stem), "description": r.get("description", ""),
-            "runs": runs, "path": str(path)}
+            "runs": runs, "path": str(path), "seeds": seeds or [None]}
 
 
 def kernel_name() -> str:
@@ -105,13 +130,24 @@ def _execute(nb: str, out: Path, parameters: dict, kernel: str) -> None:
     print(f"[report] {nb} done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def build(report_params: str | Path, force: bool = False, report_dir: str | Path = ROOT / "report",
-          graphs_dir: str | Path = ROOT / "graphs", pdf: bool = True,
+def default_dirs(report_params: str | Path) -> tuple[Path, Path]:
+    """Where a report and its figures go: report/ and graphs/ for the demo, report/<name>/ and
+    graphs/<name>/ for every other report, so that each can be committed beside the demo's."""
+    name = Path(report_params).stem
+    if name == "demo":
+        return ROOT / "report", ROOT / "graphs"
+    return ROOT / "report" / name, ROOT / "graphs" / name
+
+
+def build(report_params: str | Path, force: bool = False, report_dir: str | Path | None = None,
+          graphs_dir: str | Path | None = None, pdf: bool = True,
           overrides: dict | None = None) -> Path:
     """Execute every notebook for every run, then the comparison; return the HTML report path.
 
     overrides: dotted keys applied to every run (`make report DATA=/path` sets data.root); they
     reach the notebooks' kernels through SSLNB_OVERRIDES."""
+    default_report, default_graphs = default_dirs(report_params)
+    report_dir, graphs_dir = report_dir or default_report, graphs_dir or default_graphs
     saved = os.environ.get("SSLNB_OVERRIDES")
     if overrides:
         os.environ["SSLNB_OVERRIDES"] = json.dumps({**env_overrides(), **overrides})
@@ -162,7 +198,8 @@ def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kerne
             executed.append((run, out))
     compare_out = staging / "executed" / "04_compare.ipynb"
     _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
-                                               "graphs_dir": str(graphs_dir)}, kernel)
+                                               "graphs_dir": str(graphs_dir),
+                                               "results_dir": str(staging)}, kernel)
     return compare_out
 
 
@@ -219,11 +256,18 @@ def print_pdf(html: Path, pdf: Path) -> Path | None:
 
 
 def _replace(staging: Path, report_dir: Path) -> None:
+    """Each built file or folder replaces its namesake in report_dir; other entries (another
+    report's folder inside report/) stay."""
+    report_dir.mkdir(parents=True, exist_ok=True)
     old = report_dir.parent / f".{report_dir.name}.old"
     shutil.rmtree(old, ignore_errors=True)
-    if report_dir.exists():
-        os.replace(report_dir, old)
-    os.replace(staging, report_dir)
+    old.mkdir()
+    for entry in staging.iterdir():
+        target = report_dir / entry.name
+        if target.exists():
+            os.replace(target, old / entry.name)
+        os.replace(entry, target)
     shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -1,13 +1,17 @@
-"""The comparison table and the observations written from its numbers (no hard-coded claims)."""
+"""The comparison: tables, intervals and the observations written from the numbers and their
+intervals (no hard-coded claims)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .. import methods
 from ..errors import RunError
+from ..stats import RESAMPLES, accuracy_interval, difference_interval, mean_sd
+from ..stats import compare as compare_sentence
 
 # Published linear-probe top-1 (%) that a run of the same data, method and encoder is read against
 # (sources in ../shared/reference.md); cited in the observations only when such a run is present.
@@ -35,79 +39,235 @@ def _json(path: Path) -> dict:
     return json.loads(_need(path).read_text())
 
 
-def collect(run_dirs: list[Path | str]) -> list[dict]:
-    """One flat record per run, from its params, summary, model sizes, environment and eval."""
+def collect(runs: list) -> list[dict]:
+    """One flat record per run (a run dir, or a run of a report spec: its 'group' gathers the
+    seeds of one configuration), from its params, summary, model sizes, environment and eval.
+    Accuracies are on `test` unless the key says `val`."""
     rows = []
-    for run in map(Path, run_dirs):
+    for item in runs:
+        run = Path(item["run_dir"] if isinstance(item, dict) else item)
         p = yaml.safe_load(_need(run / "params.yaml").read_text())
         s, m, e = _json(run / "summary.json"), _json(run / "model.json"), _json(run / "eval.json")
         env = _json(run / "env.json")
         pre, rnd = e["pretrained"], e["random_init"]
         method = methods.get(p)
+        architecture = method.architecture(p)
         rows.append({
-            "run": run.name, "model": method.title, "method": p["method"],
-            "source": p["data"]["source"], "encoder": p["model"]["encoder"],
-            "architecture": method.architecture(p),
-            "encoder_params_m": m["encoder_params"] / 1e6,
+            "run": run.name, "run_dir": str(run),
+            "group": item.get("group", run.name) if isinstance(item, dict) else run.name,
+            "seed": p["seed"], "model": f"{method.title} {architecture.split(',')[0]}",
+            "method": p["method"], "source": p["data"]["source"], "encoder": p["model"]["encoder"],
+            "architecture": architecture, "encoder_params_m": m["encoder_params"] / 1e6,
             "epoch_time_s": s["epoch_time_s"], "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
             "train_top1": pre["probe_train_top1"], "val_top1": pre["probe_val_top1"],
-            "val_top5": pre["probe_val_top5"], "knn_top1": pre["knn_top1"],
-            "random_val_top1": rnd["probe_val_top1"], "random_knn_top1": rnd["knn_top1"],
-            "finetune_top1": pre.get("finetune_top1"),
-            "random_finetune_top1": rnd.get("finetune_top1"),
+            "test_top1": pre["probe_test_top1"], "test_top5": pre["probe_test_top5"],
+            "knn_top1": pre["knn_test_top1"], "random_test_top1": rnd["probe_test_top1"],
+            "random_knn_top1": rnd["knn_test_top1"],
+            "finetune_top1": pre.get("finetune_test_top1"),
+            "random_finetune_top1": rnd.get("finetune_test_top1"),
             "epochs": s["epochs"], "images_per_s": s["images_per_s"],
             "peak_mem_mb": s["peak_mem_mb"], "device": s["device"],
-            "git_commit": env.get("git_commit"),
+            "git_commit": env.get("git_commit"), "curve": e.get("curve", []),
         })
     return rows
 
 
-STUDY_COLUMNS = {  # record key -> column title: the study's table
-    "model": "Model", "architecture": "Architecture", "encoder_params_m": "Parameters (M)",
-    "epoch_time_s": "Train time/epoch (s)", "train_top1": "Train acc (%)", "val_top1": "Val acc (%)",
-}
-MORE_COLUMNS = {  # what a reviewer needs beside it
-    "model": "Model", "val_top5": "Val top-5 (%)", "knn_top1": "kNN acc (%)", "random_val_top1": "Random-init val acc (%)",
-    "finetune_top1": "Fine-tune acc (%)", "random_finetune_top1": "Fine-tune, random init (%)",
-    "epochs": "Epochs", "images_per_s": "Images/s", "peak_mem_mb": "Peak memory (MB)",
-    "device": "Device",
-}
+# record key -> the evaluator whose saved test predictions give its interval
+EVALUATORS = {"test_top1": "pretrained/probe", "knn_top1": "pretrained/knn",
+              "finetune_top1": "pretrained/finetune", "random_test_top1": "random_init/probe",
+              "random_knn_top1": "random_init/knn", "random_finetune_top1": "random_init/finetune"}
+INTERVALS_NOTE = (
+    "Intervals are 95% percentile-bootstrap intervals over the test images ({resamples} "
+    "resamples, seeded); with several seeds each resample also draws the seeds with replacement "
+    "and averages over them, so the interval covers both which test images were drawn and "
+    "run-to-run variation. A difference between two models is paired: both are resampled on the "
+    "same images (and seed indices). Tables show mean ± sd over seeds (n = seeds).")
 
 
-def table(rows: list[dict], columns: dict = STUDY_COLUMNS):
-    """A pandas DataFrame of the given columns (the study's by default), rounded for reading."""
-    import pandas as pd
-    df = pd.DataFrame([{title: r[key] for key, title in columns.items()} for r in rows])
-    return df.round(2).style.hide(axis="index").format(precision=2)
+def predictions_of(run_dir: Path | str) -> dict:
+    return _json(Path(run_dir) / "predictions.json")
 
 
-def observations(rows: list[dict]) -> list[str]:
-    """Sentences derived from the numbers: each claim is computed, never typed in."""
-    out = []
+def summarise(rows: list[dict]) -> list[dict]:
+    """One record per configuration (its seeds together): mean, sd and n of every number, the
+    bootstrap interval of every accuracy, and the test correctness the differences resample."""
+    groups: dict[str, list[dict]] = {}
     for r in rows:
-        gap = r["val_top1"] - r["random_val_top1"]
-        verdict = "above" if gap > 0 else "not above"
-        out.append(f"{r['model']} ({r['architecture']}): the linear probe reaches {r['val_top1']:.1f}% "
-                   f"val top-1, {verdict} its random-init baseline ({r['random_val_top1']:.1f}%, "
-                   f"{gap:+.1f} points); kNN {r['knn_top1']:.1f}% vs {r['random_knn_top1']:.1f}%.")
-        if r["finetune_top1"] is not None and r["random_finetune_top1"] is not None:
-            ft = r["finetune_top1"] - r["random_finetune_top1"]
-            out.append(f"{r['model']} fine-tuned end to end: {r['finetune_top1']:.1f}% vs "
-                       f"{r['random_finetune_top1']:.1f}% from random init ({ft:+.1f} points), "
-                       f"compared with {gap:+.1f} points under the linear probe.")
-        out.append(f"{r['model']} probe train/val gap: {r['train_top1'] - r['val_top1']:.1f} points.")
-        for source, method, encoder, value, where in ANCHORS:
-            if (r["source"], r["method"], r["encoder"]) == (source, method, encoder):
-                out.append(f"Published anchor for {r['model']} {encoder} on {source}: {value:.1f}% "
-                           f"({where}); this run {r['val_top1']:.1f}% "
-                           f"({r['val_top1'] - value:+.1f} points, {r['epochs']} epochs).")
-    if len(rows) >= 2:
-        best = max(rows, key=lambda r: r["val_top1"])
-        fastest = max(rows, key=lambda r: r["images_per_s"])
-        out.append(f"Best linear probe: {best['model']} ({best['val_top1']:.1f}%). Fastest "
-                   f"pretraining: {fastest['model']} ({fastest['images_per_s']:.0f} images/s on "
-                   f"{fastest['device']}).")
+        groups.setdefault(r["group"], []).append(r)
+    out = []
+    for name, members in groups.items():
+        members = sorted(members, key=lambda r: r["seed"])
+        preds = [predictions_of(r["run_dir"]) for r in members]
+        labels = np.asarray(preds[0]["labels"])
+        if any(np.asarray(q["labels"]).tolist() != labels.tolist() for q in preds[1:]):
+            raise RunError(f"the seeds of '{name}' were tested on different test images; rebuild "
+                           f"them with the same data params.")
+        keys = set.intersection(*(set(q["predictions"]) for q in preds))
+        correct = {k: np.stack([np.asarray(q["predictions"][k]) == labels for q in preds])
+                   for k in sorted(keys)}
+        numeric = [k for k, v in members[0].items() if isinstance(v, (int, float))
+                   and not isinstance(v, bool) and all(m.get(k) is not None for m in members)]
+        stats_ = {k: mean_sd([m[k] for m in members]) for k in numeric if k != "seed"}
+        out.append({**{k: members[0][k] for k in ("group", "model", "method", "source", "encoder",
+                                                  "architecture", "device")},
+                    "n": len(members), "seeds": [m["seed"] for m in members],
+                    "mean": {k: v[0] for k, v in stats_.items()},
+                    "sd": {k: v[1] for k, v in stats_.items()},
+                    "ci": {k: accuracy_interval(correct[ev]) for k, ev in EVALUATORS.items()
+                           if ev in correct},
+                    "labels": labels, "correct": correct, "runs": members,
+                    "curve": _curve(members, correct)})
     return out
+
+
+def _curve(members: list[dict], correct: dict) -> list[dict]:
+    """Across pretraining: each snapshot's x values (mean over seeds) and probe/kNN intervals."""
+    points = []
+    for i, pt in enumerate(members[0]["curve"]):
+        step = pt["step"]
+        last = members[0]["curve"][-1]["step"]
+        kind = "random_init" if step == 0 else "pretrained" if step == last else f"step_{step}"
+        if f"{kind}/probe" not in correct:
+            continue
+        xs = {k: float(np.mean([m["curve"][i][k] for m in members]))
+              for k in ("epoch", "images_seen", "train_flops", "train_seconds")
+              if all(m["curve"][i].get(k) is not None for m in members)}
+        points.append({"step": step, **xs, "probe": accuracy_interval(correct[f"{kind}/probe"]),
+                       "knn": accuracy_interval(correct[f"{kind}/knn"])})
+    return points
+
+
+def differences(groups: list[dict]) -> list[dict]:
+    """Every difference the report states, each with its paired bootstrap interval: pretrained
+    vs random init (probe, kNN, fine-tuning), fine-tuning vs probe, and model vs model."""
+    out = []
+
+    def add(kind, a_name, b_name, a, b, what):
+        d = difference_interval(a, b)
+        out.append({"kind": kind, "a": a_name, "b": b_name, "what": what, "interval": d,
+                    "sentence": compare_sentence(a_name, b_name, d, what)})
+
+    for g in groups:
+        c = g["correct"]
+        for ev, what in (("probe", "under the linear probe"), ("knn", "under kNN"),
+                         ("finetune", "after fine-tuning")):
+            if f"pretrained/{ev}" in c and f"random_init/{ev}" in c:
+                add("vs_random_init", g["model"], "its random-init twin", c[f"pretrained/{ev}"],
+                    c[f"random_init/{ev}"], what)
+        if "pretrained/finetune" in c:
+            add("finetune_vs_probe", f"{g['model']} fine-tuned", f"{g['model']} linear probe",
+                c["pretrained/finetune"], c["pretrained/probe"], "")
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            if len(a["labels"]) != len(b["labels"]) or (a["labels"] != b["labels"]).any():
+                continue  # different test sets: not comparable
+            for ev, what in (("probe", "under the linear probe"), ("knn", "under kNN"),
+                             ("finetune", "after fine-tuning")):
+                key = f"pretrained/{ev}"
+                if key in a["correct"] and key in b["correct"]:
+                    add("model_vs_model", a["model"], b["model"], a["correct"][key],
+                        b["correct"][key], what)
+    return out
+
+
+def _cell(g: dict, key: str, digits: int = 1) -> str:
+    if key not in g["mean"]:
+        return "not run"
+    m, sd = g["mean"][key], g["sd"][key]
+    return f"{m:.{digits}f} ± {sd:.{digits}f}" if g["n"] > 1 else f"{m:.{digits}f}"
+
+
+def _ci(g: dict, key: str) -> str:
+    c = g["ci"].get(key)
+    return f"{c.low:.1f} to {c.high:.1f}" if c else "not run"
+
+
+def study_table(groups: list[dict]):
+    """The study's table (its column names), each accuracy from our test split (the study's
+    "Val acc" is its held-out set: Kaggle's val.X, which is our test split on ImageNet-100)."""
+    import pandas as pd
+    df = pd.DataFrame([{
+        "Model": g["model"].split(" ")[0], "Architecture": g["architecture"],
+        "Parameters (M)": f"{g['mean']['encoder_params_m']:.2f}",
+        "Train time/epoch (s)": _cell(g, "epoch_time_s", 0), "Train acc (%)": _cell(g, "train_top1"),
+        "Val acc (%)": _cell(g, "test_top1"), "95% CI": _ci(g, "test_top1"),
+        "Seeds": g["n"]} for g in groups])
+    return df.style.hide(axis="index")
+
+
+def more_table(groups: list[dict]):
+    """What a reviewer needs beside it: kNN, the random-init twins, fine-tuning, cost."""
+    import pandas as pd
+    rows = []
+    for g in groups:
+        rows.append({"Model": g["model"], "Top-5 (%)": _cell(g, "test_top5"),
+                     "kNN (%)": _cell(g, "knn_top1"), "kNN 95% CI": _ci(g, "knn_top1"),
+                     "Random init, probe (%)": _cell(g, "random_test_top1"),
+                     "Random init, kNN (%)": _cell(g, "random_knn_top1"),
+                     "Fine-tune (%)": _cell(g, "finetune_top1"),
+                     "Fine-tune, random init (%)": _cell(g, "random_finetune_top1"),
+                     "Epochs": f"{g['mean']['epochs']:g}",
+                     "Images/s": _cell(g, "images_per_s", 0), "Device": g["device"]})
+    return pd.DataFrame(rows).style.hide(axis="index")
+
+
+def per_seed_table(rows: list[dict]):
+    import pandas as pd
+    cols = {"model": "Model", "seed": "Seed", "run": "Run", "test_top1": "Probe (%)",
+            "knn_top1": "kNN (%)", "random_test_top1": "Random init, probe (%)",
+            "finetune_top1": "Fine-tune (%)", "val_top1": "Probe on val (%)",
+            "epoch_time_s": "Time/epoch (s)"}
+    df = pd.DataFrame([{t: r.get(k) for k, t in cols.items()} for r in rows])
+    return df.style.hide(axis="index").format(precision=1, na_rep="not run")
+
+
+def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
+    """Sentences derived from the numbers and their intervals: none is typed in."""
+    out = [d["sentence"] for d in diffs if d["kind"] == "vs_random_init"]
+    out += [d["sentence"] for d in diffs if d["kind"] == "model_vs_model"]
+    out += [d["sentence"] for d in diffs if d["kind"] == "finetune_vs_probe"]
+    for g in groups:
+        gap = g["mean"]["train_top1"] - g["mean"]["test_top1"]
+        out.append(f"{g['model']}: the probe's train accuracy is {gap:.1f} points above its test "
+                   f"accuracy.")
+        for source, method, encoder, value, where in ANCHORS:
+            if (g["source"], g["method"], g["encoder"]) == (source, method, encoder):
+                ci = g["ci"]["test_top1"]
+                out.append(f"Published anchor for {g['model']} on {source}: {value:.1f}% "
+                           f"({where}); here {ci.text('%')}, {g['mean']['epochs']:.0f} epochs.")
+    if len(groups) >= 2:
+        fastest = max(groups, key=lambda g: g["mean"]["images_per_s"])
+        out.append(f"Fastest pretraining: {fastest['model']} ({fastest['mean']['images_per_s']:.0f} "
+                   f"images/s on {fastest['device']}).")
+    return out
+
+
+def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
+                  results_dir: Path | str) -> Path:
+    """results.json (per configuration: mean, sd, n, intervals; every stated difference; every
+    run) and results_per_seed.csv beside the report."""
+    import csv
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    iv = lambda c: {"value": c.value, "low": c.low, "high": c.high, "level": c.level}  # noqa: E731
+    doc = {"note": INTERVALS_NOTE.format(resamples=RESAMPLES), "split": "test",
+           "configurations": [{
+               "group": g["group"], "model": g["model"], "architecture": g["architecture"],
+               "n_seeds": g["n"], "seeds": g["seeds"], "mean": g["mean"], "sd": g["sd"],
+               "ci": {k: iv(c) for k, c in g["ci"].items()},
+               "curve": [{**{k: v for k, v in pt.items() if k not in ("probe", "knn")},
+                          "probe": iv(pt["probe"]), "knn": iv(pt["knn"])} for pt in g["curve"]]}
+               for g in groups],
+           "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
+                           for d in diffs],
+           "runs": [{k: v for k, v in r.items() if k != "curve"} for r in rows]}
+    (results_dir / "results.json").write_text(json.dumps(doc, indent=2))
+    keys = [k for k in rows[0] if k != "curve"]
+    with open(results_dir / "results_per_seed.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows({k: r[k] for k in keys} for r in rows)
+    return results_dir / "results.json"
 
 
 # The study's throughput: ~3, ~4.5 and ~12 minutes per epoch of ~32,500 images (reference.md).
@@ -172,3 +332,31 @@ def performance_table(bench_dir: Path | str):
     cols = ["device", "what", "images/s", "figure", "study images/s", "x study", "file"]
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     return df.style.hide(axis="index").format(precision=1, na_rep="")
+
+
+def limitations(groups: list[dict]) -> list[str]:
+    """What the report cannot say, from what it contains."""
+    out = []
+    seeds = sorted({g["n"] for g in groups})
+    if seeds == [1]:
+        out.append("One seed per configuration: the intervals cover which test images were drawn, "
+                   "not run-to-run variation of pretraining (a seeds report, e.g. `make report "
+                   "REPORT=demo_seeds`, repeats every run).")
+    else:
+        out.append(f"{' or '.join(map(str, seeds))} seeds per configuration: with so few, the seed "
+                   f"part of each interval is itself rough.")
+    if any(g["source"] == "shapes" for g in groups):
+        out.append("The embedded `shapes` data and the CPU-sized schedules are far from "
+                   "ImageNet-scale pretraining, and the demo's data difficulty and recipes were "
+                   "chosen on `val` for short schedules; they show the pipeline and the direction "
+                   "of effects, not the published numbers. The study's configurations run with "
+                   "`make report REPORT=imagenet100 DATA=/path/to/imagenet100` on a GPU.")
+    if any("finetune_top1" not in g["mean"] for g in groups):
+        out.append("Fine-tuning was not run for every model here (eval.finetune_epochs: 0).")
+    else:
+        out.append("Fine-tuning is short and without layer-wise lr decay: it says little about how "
+                   "each method fine-tunes at a full budget.")
+    out.append("Random-init twins use the same architecture and initialisation seed, never trained "
+               "(ResNet BatchNorm statistics at their initial values); the linear probe uses SGD "
+               "rather than LARS because its batches are small (see the README).")
+    return out

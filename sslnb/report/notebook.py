@@ -61,10 +61,10 @@ def _show(html_text: str) -> None:
 
 KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.depth", "model.stem",
               "model.feature_pool", "data.source", "data.image_size", "data.num_train",
-              "data.num_val", "mae.mask_ratio", "mae.norm_pix_loss", "mae.decoder_dim",
+              "data.num_val", "data.num_test", "data.val_per_class", "mae.mask_ratio", "mae.norm_pix_loss", "mae.decoder_dim",
               "mae.decoder_depth", "simclr.temperature", "simclr.proj_dim", "augment.crop_scale",
               "augment.jitter_p", "augment.gray_p", "train.epochs", "train.batch_size",
-              "train.optimizer", "train.base_lr", "train.weight_decay", "eval.probe_epochs",
+              "train.optimizer", "train.base_lr", "train.weight_decay", "train.snapshots", "eval.probe_epochs",
               "eval.probe_optimizer", "eval.finetune_epochs", "device", "seed"]
 
 

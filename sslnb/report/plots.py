@@ -84,18 +84,34 @@ def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_pr
     return _save(fig, graphs_dir, name)
 
 
-def accuracy_vs_compute(rows: list[dict], graphs_dir=None, name: str = "accuracy_vs_pretraining_time"):
-    """Linear-probe val top-1 against pretraining wall time; random init sits at zero time."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, r in enumerate(rows):
-        t = r["pretrain_time_s"] / 60
-        ax.scatter([t], [r["val_top1"]], color=f"C{i}", s=60, label=f"{r['model']} (SSL)")
-        ax.scatter([0], [r["random_val_top1"]], color=f"C{i}", marker="x", s=60,
-                   label=f"{r['model']} (random init)")
-        ax.plot([0, t], [r["random_val_top1"], r["val_top1"]], color=f"C{i}", alpha=0.3)
-    ax.set(xlabel=f"pretraining time (minutes, {rows[0]['device'] if rows else ''})",
-           ylabel="linear probe val top-1 (%)", title="accuracy vs training compute")
-    ax.legend(fontsize=8)
+AXES = (("epoch", "pretraining epochs", 1.0), ("images_seen", "images seen (millions)", 1e6),
+        ("train_flops", "training FLOPs (PFLOP)", 1e15),
+        ("train_seconds", "pretraining wall-clock (minutes)", 60.0))
+
+
+def across_pretraining(groups: list[dict], graphs_dir=None,
+                       name: str = "accuracy_across_pretraining"):
+    """Test top-1 of the encoder snapshots kept during pretraining (step 0 = random init), against
+    epochs, images seen, training FLOPs and wall-clock time: one line per model (solid: linear
+    probe, dotted: kNN) with its 95% bootstrap band. The study's per-epoch probing graph, and the
+    compute-matched view (which method gives better features per unit of compute)."""
+    fig, axes = plt.subplots(1, len(AXES), figsize=(15, 3.6), sharey=True)
+    for i, g in enumerate(groups):
+        pts = g["curve"]
+        for ax, (key, label, scale) in zip(axes, AXES):
+            if not pts or any(key not in pt for pt in pts):
+                continue
+            x = [pt[key] / scale for pt in pts]
+            for ev, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
+                ax.plot(x, [pt[ev].value for pt in pts], style, color=f"C{i}", markersize=3,
+                        label=f"{g['model']} {'probe' if ev == 'probe' else 'kNN'}")
+                ax.fill_between(x, [pt[ev].low for pt in pts], [pt[ev].high for pt in pts],
+                                color=f"C{i}", alpha=alpha, linewidth=0)
+            ax.set(xlabel=label)
+    axes[0].set(ylabel="test top-1 (%)")
+    axes[0].legend(fontsize=7)
+    device = groups[0]["device"] if groups else ""
+    axes[-1].set_title(device, fontsize=8)
     return _save(fig, graphs_dir, name)
 
 
