@@ -37,7 +37,9 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     dev = resolve_device(device or p["device"])
     steps = curve_steps(run)
     kinds = [*KINDS, *(f"step_{s}" for s in steps["computed"])]
-    feats = {(k, s): features(run, k, s, device=str(dev)) for k in kinds for s in SPLITS}
+    # The snapshots need no val features: their probes draw no curves and choose nothing.
+    feats = {(k, s): features(run, k, s, device=str(dev)) for k in kinds for s in SPLITS
+             if k in KINDS or s != "val"}
     inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
               "code_version": runs.code_version()}
     out_path = run / "eval.json"
@@ -54,7 +56,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     for kind in kinds:
         log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                              key="epoch") if kind in KINDS else None)
-        metrics, kind_preds = read_out(*(feats[(kind, s)] for s in SPLITS), e, p["seed"],
+        metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e, p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
@@ -78,22 +80,24 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     return result
 
 
-def read_out(tr: dict, va: dict, te: dict, e: dict, seed: int, num_classes: int, dev,
+def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classes: int, dev,
              on_epoch=None) -> tuple[dict, dict]:
-    """Linear probe and kNN of one encoder's features: (metrics, test predictions)."""
-    probe = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
-                         num_classes=num_classes, seed=seed, device=dev, on_epoch=on_epoch,
-                         **probe_settings(e))
+    """Linear probe and kNN of one encoder's features: (metrics, test predictions). Without val
+    features (a snapshot), no val numbers."""
+    probe = linear_probe(tr["features"], tr["labels"], va["features"] if va else None,
+                         va["labels"] if va else None, num_classes=num_classes, seed=seed,
+                         device=dev, on_epoch=on_epoch, **probe_settings(e))
     test_x, test_y = te["features"].to(dev), te["labels"].to(dev)
     _, test1, test5 = classifier_scores(probe["model"], test_x, test_y, 4096)
     train_x, train_y = tr["features"].to(dev), tr["labels"].to(dev)
     knn = {s: knn_predict(train_x, train_y, f["features"].to(dev), num_classes, e["knn_k"],
-                          e["knn_temperature"]) for s, f in (("val", va), ("test", te))}
+                          e["knn_temperature"]) for s, f in (("val", va), ("test", te)) if f}
     final = probe["final"]
-    metrics = {"probe_train_top1": final["train_top1"], "probe_val_top1": final["val_top1"],
-               "probe_val_top5": final["val_top5"], "probe_test_top1": test1,
-               "probe_test_top5": test5, "knn_val_top1": accuracy(knn["val"], va["labels"]),
-               "knn_test_top1": accuracy(knn["test"], te["labels"])}
+    metrics = {"probe_train_top1": final["train_top1"], "probe_test_top1": test1,
+               "probe_test_top5": test5, "knn_test_top1": accuracy(knn["test"], te["labels"])}
+    if va:
+        metrics.update({"probe_val_top1": final["val_top1"], "probe_val_top5": final["val_top5"],
+                        "knn_val_top1": accuracy(knn["val"], va["labels"])})
     return metrics, {"probe": predict(probe["model"], test_x).tolist(), "knn": knn["test"].tolist()}
 
 
@@ -126,8 +130,7 @@ def curve(run: Path, p: dict, steps: dict, result: dict) -> list[dict]:
         points.append({"step": step, "epoch": epoch, "images_seen": step * images_per_step,
                        "train_flops": step * images_per_step * flops,
                        "train_seconds": _seconds_at(epochs, epoch),
-                       **{k: r[k] for k in ("probe_val_top1", "probe_test_top1", "knn_val_top1",
-                                            "knn_test_top1")}})
+                       **{k: r[k] for k in ("probe_test_top1", "knn_test_top1")}})
     return points
 
 

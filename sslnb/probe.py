@@ -52,15 +52,16 @@ def linear_probe(train_x, train_y, val_x, val_y, *, num_classes: int, epochs: in
                  batch_size: int = 256, optimizer: str = "sgd", base_lr: float = 0.1,
                  weight_decay: float = 0.0, warmup_epochs: int = 10, seed: int = 0,
                  device: str | torch.device = "cpu", on_epoch=None) -> dict:
-    """Train the probe on train, evaluate on val every epoch (the curves; nothing is chosen from
-    them: the probe trains for its fixed epochs). Returns {'history': [per-epoch dicts], 'final':
+    """Train the probe on train, evaluate on val every epoch (the curves, unless val_x is None;
+    nothing is chosen from them: the probe trains for its fixed epochs). Returns {'history': [per-epoch dicts], 'final':
     last epoch's dict, 'model': the trained classifier}. Settings by keyword
     (`**probe_settings(params['eval'])` passes the eval section's)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = linear_classifier(train_x.shape[1], num_classes).to(device)
     train_x, train_y = train_x.to(device), train_y.to(device)
-    val_x, val_y = val_x.to(device), val_y.to(device)
+    if val_x is not None:
+        val_x, val_y = val_x.to(device), val_y.to(device)
     weight, bias = model[1].weight, model[1].bias
     lr = scaled_lr(base_lr, batch_size)
     if optimizer == "lars":
@@ -98,10 +99,11 @@ def linear_probe(train_x, train_y, val_x, val_y, *, num_classes: int, epochs: in
             c1 += a
             c5 += b
             seen += idx.numel()
-        val_loss, val1, val5 = classifier_scores(model, val_x, val_y, 4096)
         rec = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen,
-               "train_top1": 100.0 * c1.item() / seen, "train_top5": 100.0 * c5.item() / seen,
-               "val_loss": val_loss, "val_top1": val1, "val_top5": val5}
+               "train_top1": 100.0 * c1.item() / seen, "train_top5": 100.0 * c5.item() / seen}
+        if val_x is not None:  # the curves; the snapshots' probes skip them
+            rec["val_loss"], rec["val_top1"], rec["val_top5"] = classifier_scores(
+                model, val_x, val_y, 4096)
         history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
