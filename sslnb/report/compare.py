@@ -340,8 +340,9 @@ def limitations(groups: list[dict]) -> list[str]:
     seeds = sorted({g["n"] for g in groups})
     if seeds == [1]:
         out.append("One seed per configuration: the intervals cover which test images were drawn, "
-                   "not run-to-run variation of pretraining (a seeds report, e.g. `make report "
-                   "REPORT=demo_seeds`, repeats every run).")
+                   "not run-to-run variation of pretraining (`seeds: [0, 1, 2]` in the report "
+                   "params repeats every run; `make report REPORT=demo_seeds` does it for the "
+                   "demo).")
     else:
         out.append(f"{' or '.join(map(str, seeds))} seeds per configuration: with so few, the seed "
                    f"part of each interval is itself rough.")
@@ -351,8 +352,10 @@ def limitations(groups: list[dict]) -> list[str]:
                    "chosen on `val` for short schedules; they show the pipeline and the direction "
                    "of effects, not the published numbers. The study's configurations run with "
                    "`make report REPORT=imagenet100 DATA=/path/to/imagenet100` on a GPU.")
-    if any("finetune_top1" not in g["mean"] for g in groups):
-        out.append("Fine-tuning was not run for every model here (eval.finetune_epochs: 0).")
+    missing = [g["model"] for g in groups if "finetune_top1" not in g["mean"]]
+    if missing:
+        out.append(f"Fine-tuning was not run for {', '.join(missing)} (eval.finetune_epochs: 0): "
+                   f"this report does not test whether fine-tuning changes the ranking.")
     else:
         out.append("Fine-tuning is short and without layer-wise lr decay: it says little about how "
                    "each method fine-tunes at a full budget.")
