@@ -18,8 +18,8 @@ import torch
 from .errors import RunError
 
 
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+def write_json(path: Path, obj, indent: int | None = 2) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=str) + "\n").encode())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -108,6 +108,17 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     except Exception as e:  # unpickling refused or a torn file
         raise RunError(f"checkpoint '{path}' cannot be loaded safely ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:200]}). Re-run or resume the pretraining.") from None
+
+
+def snapshot_path(run: Path | str, step: int) -> Path:
+    """Where the encoder snapshot of a step is kept (train.snapshots)."""
+    return Path(run) / "snapshots" / f"step_{step:07d}.pt"
+
+
+def snapshots(run: Path | str) -> dict[int, Path]:
+    """step -> snapshot file of a run, in step order."""
+    files = sorted((Path(run) / "snapshots").glob("step_*.pt"))
+    return {int(f.stem.split("_")[1]): f for f in files}
 
 
 def load_pretrained(run: Path | str, device: torch.device | str = "cpu"):

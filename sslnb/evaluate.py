@@ -14,15 +14,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from . import methods, runs
-from .checkpoint import load_checkpoint, load_pretrained, write_json
+from .checkpoint import load_checkpoint, load_pretrained, snapshots, write_json
 from .data import load_split
 from .device import resolve_device
-from .features import KINDS, features, random_init_model, snapshots
+from .features import KINDS, features, random_init_model
 from .finetune import finetune, predictions
-from .probe import classifier_scores, knn_predict, linear_probe, predict, probe_settings
+from .probe import (
+    accuracy,
+    classifier_scores,
+    knn_predict,
+    linear_probe,
+    predict,
+    probe_settings,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -75,7 +80,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
             preds[f"{kind}/finetune"] = pred.tolist()
     result["curve"] = curve(run, p, steps, result)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
-                                          "predictions": preds})
+                                          "predictions": preds}, indent=None)
     write_json(out_path, result)
     return result
 
@@ -101,43 +106,35 @@ def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classe
     return metrics, {"probe": predict(probe["model"], test_x).tolist(), "knn": knn["test"].tolist()}
 
 
-def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * (pred.cpu() == labels.cpu()).float().mean().item()
-
-
 def curve_steps(run: Path) -> dict:
     """The kept snapshots' steps, and which need their own evaluation: step 0 is the random-init
     encoder (same seed, same weights: tests/test_uncertainty.py checks the features) and the
     checkpoint's step is the pretrained one."""
     kept = list(snapshots(run))
     last = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
-    return {"all": kept, "last": last, "computed": [s for s in kept if s not in (0, last)]}
+    return {"last": last, "computed": [s for s in kept if s not in (0, last)]}
 
 
 def curve(run: Path, p: dict, steps: dict, result: dict) -> list[dict]:
     """One point per snapshot: test top-1 of probe and kNN against pretraining epochs, images
-    seen, training FLOPs and wall-clock seconds (from the run's per-epoch times)."""
-    kinds = {0: "random_init", steps["last"]: "pretrained"}
+    seen (both recorded in the snapshot), training FLOPs and wall-clock seconds (from the run's
+    per-epoch times). `kind` names the evaluator whose predictions the point used."""
     flops = methods.train_flops_per_image(p)
     epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
-    images_per_step = json.loads((run / "summary.json").read_text())["images_per_step"] \
-        if (run / "summary.json").is_file() else p["train"]["batch_size"]
-    steps_per_epoch = epochs[0]["step"] if epochs else None
     points = []
-    for step in steps["all"]:
-        r = result[kinds.get(step, f"step_{step}")]
-        epoch = step / steps_per_epoch if steps_per_epoch else None
-        points.append({"step": step, "epoch": epoch, "images_seen": step * images_per_step,
-                       "train_flops": step * images_per_step * flops,
-                       "train_seconds": _seconds_at(epochs, epoch),
-                       **{k: r[k] for k in ("probe_test_top1", "knn_test_top1")}})
+    for step, path in snapshots(run).items():
+        kind = {0: "random_init", steps["last"]: "pretrained"}.get(step, f"step_{step}")
+        snap = load_checkpoint(path)
+        points.append({"step": step, "kind": kind, "epoch": snap["epoch"],
+                       "images_seen": snap["images_seen"],
+                       "train_flops": snap["images_seen"] * flops,
+                       "train_seconds": _seconds_at(epochs, snap["epoch"]),
+                       **{k: result[kind][k] for k in ("probe_test_top1", "knn_test_top1")}})
     return points
 
 
-def _seconds_at(epochs: list[dict], epoch: float | None) -> float | None:
+def _seconds_at(epochs: list[dict], epoch: float) -> float:
     """Wall-clock pretraining seconds up to a (fractional) epoch, from metrics/epochs.jsonl."""
-    if epoch is None:
-        return None
     whole = int(epoch)
     done = sum(e["epoch_time_s"] for e in epochs[:whole])
     if whole < len(epochs):

@@ -16,7 +16,7 @@ import torch
 
 from . import runs
 from .augment import Normalize
-from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint, snapshots
 from .data import guard, load_split
 from .device import resolve_device
 from .methods import build_model
@@ -60,12 +60,6 @@ def random_init_model(p: dict) -> torch.nn.Module:
     network exactly as pretraining starts it, read in eval mode."""
     torch.manual_seed(p["seed"])
     return build_model(p)
-
-
-def snapshots(run: Path | str) -> dict[int, Path]:
-    """step -> snapshot file of a run (train.snapshots), in step order."""
-    files = sorted((Path(run) / "snapshots").glob("step_*.pt"))
-    return {int(f.stem.split("_")[1]): f for f in files}
 
 
 def encoder_of(run: Path, kind: str) -> tuple[torch.nn.Module, dict, Path | None]:

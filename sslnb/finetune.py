@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from .augment import BatchAugment, Normalize
 from .data import ImageSet
 from .optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
+from .probe import accuracy as top1
 from .randomness import step_generator
 
 FINETUNE_AUGMENT = {"crop_scale": [0.2, 1.0], "crop_ratio": [0.75, 1.3333333], "flip_p": 0.5,
@@ -74,4 +75,4 @@ def predictions(model: nn.Module, data: ImageSet, normalize: Normalize, device,
 
 
 def accuracy(model: nn.Module, data: ImageSet, normalize: Normalize, device, bs: int = 512) -> float:
-    return 100.0 * (predictions(model, data, normalize, device, bs) == data.labels).float().mean().item()
+    return top1(predictions(model, data, normalize, device, bs), data.labels)

@@ -145,5 +145,9 @@ def knn_predict(train_x, train_y, query_x, num_classes: int, k: int = 20,
 def knn_accuracy(train_x, train_y, val_x, val_y, num_classes: int, k: int = 20,
                  temperature: float = 0.07, chunk: int = 1024) -> float:
     """Top-1 accuracy (%) of the kNN classifier on (val_x, val_y)."""
-    pred = knn_predict(train_x, train_y, val_x, num_classes, k, temperature, chunk)
-    return 100.0 * (pred == val_y.cpu()).float().mean().item()
+    return accuracy(knn_predict(train_x, train_y, val_x, num_classes, k, temperature, chunk), val_y)
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy (%) of predicted classes."""
+    return 100.0 * (pred.cpu() == labels.cpu()).float().mean().item()

@@ -371,8 +371,10 @@ class Snapshots:
         self.rank0 = distributed.world()[0] == 0
 
     def after(self, step: int) -> None:
-        path = snapshot_path(self.run, step)
-        if step not in self.steps or not self.rank0 or path.is_file():
+        if step not in self.steps or not self.rank0:
+            return
+        path = checkpoint.snapshot_path(self.run, step)
+        if path.is_file():  # a resumed run keeps what it already saved
             return
         if not bool(self.finite):  # one sync per snapshot; Saver raises the error at its save
             return
@@ -380,10 +382,6 @@ class Snapshots:
             "encoder": self.net.encoder.state_dict(), "step": step,
             "epoch": step / self.sched.steps_per_epoch,
             "images_seen": step * self.sched.images_per_step})
-
-
-def snapshot_path(run: Path, step: int) -> Path:
-    return Path(run) / "snapshots" / f"step_{step:07d}.pt"
 
 
 def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_save: float) -> bool:

@@ -124,15 +124,13 @@ def _curve(members: list[dict], correct: dict) -> list[dict]:
     """Across pretraining: each snapshot's x values (mean over seeds) and probe/kNN intervals."""
     points = []
     for i, pt in enumerate(members[0]["curve"]):
-        step = pt["step"]
-        last = members[0]["curve"][-1]["step"]
-        kind = "random_init" if step == 0 else "pretrained" if step == last else f"step_{step}"
+        kind = pt["kind"]  # the evaluator whose test predictions this point is
         if f"{kind}/probe" not in correct:
             continue
         xs = {k: float(np.mean([m["curve"][i][k] for m in members]))
               for k in ("epoch", "images_seen", "train_flops", "train_seconds")
               if all(m["curve"][i].get(k) is not None for m in members)}
-        points.append({"step": step, **xs, "probe": accuracy_interval(correct[f"{kind}/probe"]),
+        points.append({"step": pt["step"], **xs, "probe": accuracy_interval(correct[f"{kind}/probe"]),
                        "knn": accuracy_interval(correct[f"{kind}/knn"])})
     return points
 
