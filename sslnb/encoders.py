@@ -1,21 +1,58 @@
-"""Encoders from timm and torchvision, and the one feature each exports for probing.
+"""Encoders from timm and torchvision: how each is built, the one feature it exports for probing,
+its export, the classifier it becomes for fine-tuning, and the depth of each of its parameters.
 
-A method trains an encoder; evaluation reads its frozen feature. Both come from here so that every
-method exports the same feature for the same encoder (a ViT's pooled tokens, a ResNet's pooled
-output), whatever objective trained it.
+A method trains an encoder; evaluation reads its frozen feature or fine-tunes it. All of that
+lives here, by encoder family (a timm ViT or a torchvision ResNet), so that every method exports
+the same feature and fine-tunes the same network for the same encoder, whatever objective
+trained it: MAE and SimCLR on the same ViT differ only in their objective.
 """
 from __future__ import annotations
+
+import re
 
 import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from timm.layers import build_sincos2d_pos_embed
+
+from .flops import module_forward, vit_block
+
+RESNET_PREFIXES = ("resnet", "resnext", "wide_resnet")
+# The params each family reads (a report hides the other family's keys).
+FAMILY_PARAMS = {"vit": ("model.patch_size", "model.depth", "model.feature_pool"),
+                 "resnet": ("model.stem", "model.zero_init_residual", "train.channels_last")}
 
 
-def vit(name: str, image_size: int, patch_size: int, depth: int | None = None) -> nn.Module:
-    """A timm ViT returning all tokens (no pooling, no head), for any image and patch size."""
-    kwargs = dict(img_size=image_size, patch_size=patch_size, num_classes=0, global_pool="")
+def family(encoder: str) -> str:
+    """'resnet' for torchvision ResNet names, else 'vit' (a timm ViT name)."""
+    return "resnet" if encoder.startswith(RESNET_PREFIXES) else "vit"
+
+
+def build(p: dict, drop_path_rate: float = 0.0) -> nn.Module:
+    """The encoder that resolved params describe, freshly initialised."""
+    m = p["model"]
+    if family(m["encoder"]) == "resnet":
+        return resnet(m["encoder"], m["stem"], m["zero_init_residual"])
+    return vit(m["encoder"], p["data"]["image_size"], m["patch_size"], m["depth"], drop_path_rate)
+
+
+# ViT ------------------------------------------------------------------------------------------
+def sincos_pos_embed(grid: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embedding (1, 1 + grid*grid, dim), a zero row for the cls token."""
+    emb = build_sincos2d_pos_embed([grid, grid], dim=dim)
+    return torch.cat([torch.zeros(1, dim), emb], dim=0).unsqueeze(0)
+
+
+def vit(name: str, image_size: int, patch_size: int, depth: int | None = None,
+        drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm ViT returning all tokens (no pooling, no head), for any image and patch size, with
+    MAE's fixed sin-cos position embeddings and initialisation (xavier-uniform linears and patch
+    projection, N(0, 0.02) cls token, unit LayerNorms; MoCo v3 trains contrastive ViTs the same
+    way), so that every objective starts from the same encoder."""
+    kwargs = dict(img_size=image_size, patch_size=patch_size, num_classes=0, global_pool="",
+                  drop_path_rate=drop_path_rate)
     if depth is not None:
         kwargs["depth"] = depth
     try:
@@ -25,7 +62,30 @@ def vit(name: str, image_size: int, patch_size: int, depth: int | None = None) -
     if getattr(enc, "num_prefix_tokens", None) != 1 or getattr(enc, "cls_token", None) is None:
         raise ValueError(f"'{name}' is not a ViT with exactly one cls token")
     enc.feature_dim = enc.embed_dim
+    grid = image_size // patch_size
+    enc.pos_embed = nn.Parameter(sincos_pos_embed(grid, enc.embed_dim), requires_grad=False)
+    w = enc.patch_embed.proj.weight
+    nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+    nn.init.normal_(enc.cls_token, std=0.02)
+    for m in enc.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
     return enc
+
+
+def vit_patches(enc: nn.Module, imgs: torch.Tensor) -> torch.Tensor:
+    """Patch tokens with their position embeddings (N, L, D), before any masking."""
+    return enc.patch_embed(imgs) + enc.pos_embed[:, 1:]
+
+
+def vit_with_cls(enc: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    cls = enc.cls_token + enc.pos_embed[:, :1]
+    return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
 
 
 def vit_feature(enc: nn.Module, tokens: torch.Tensor, pool: str) -> torch.Tensor:
@@ -38,6 +98,40 @@ def vit_feature(enc: nn.Module, tokens: torch.Tensor, pool: str) -> torch.Tensor
     return F.layer_norm(tokens[:, 1:].mean(dim=1), (tokens.shape[-1],), eps=1e-6)
 
 
+def image_feature(enc: nn.Module, imgs: torch.Tensor, pool: str = "cls") -> torch.Tensor:
+    """The exported feature of whole images: a ViT's pooled tokens or a ResNet's pooled output."""
+    if isinstance(enc, torchvision.models.ResNet):
+        return enc(imgs)
+    return vit_feature(enc, enc.blocks(vit_with_cls(enc, vit_patches(enc, imgs))), pool)
+
+
+VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
+
+
+def title(p: dict) -> str:
+    """The encoder as a reader names it: 'ViT-S/16', 'ViT-Ti/4, 6 blocks', 'ResNet-50'."""
+    m = p["model"]
+    if family(m["encoder"]) == "resnet":
+        return m["encoder"].replace("resnet", "ResNet-") + (
+            ", CIFAR stem" if m["stem"] == "cifar" else "")
+    found = re.match(r"vit_([a-z]+)_patch", m["encoder"])
+    size = VIT_SIZES.get(found.group(1), found.group(1)) if found else m["encoder"]
+    return f"ViT-{size}/{m['patch_size']}" + (
+        f", {m['depth']} blocks" if m["depth"] is not None else "")
+
+
+def forward_flops(enc: nn.Module, p: dict) -> float:
+    """FLOPs of one forward of the encoder on one whole image (see flops.py)."""
+    s = p["data"]["image_size"]
+    if isinstance(enc, torchvision.models.ResNet):
+        return module_forward(enc, (1, 3, s, s))
+    patch = p["model"]["patch_size"]
+    n, dim = (s // patch) ** 2, enc.embed_dim
+    mlp = enc.blocks[0].mlp.fc1.out_features / dim
+    return 2 * n * 3 * patch * patch * dim + len(enc.blocks) * vit_block(n + 1, dim, mlp)
+
+
+# ResNet ---------------------------------------------------------------------------------------
 def resnet(name: str, stem: str = "imagenet", zero_init_residual: bool = True) -> nn.Module:
     """A torchvision ResNet without its classifier. `cifar` stem = 3x3/1 conv and no max-pool;
     zero_init_residual: the last BatchNorm of each residual block starts at zero, so each block
@@ -49,12 +143,97 @@ def resnet(name: str, stem: str = "imagenet", zero_init_residual: bool = True) -
     if not isinstance(net, torchvision.models.ResNet):
         raise ValueError(f"'{name}' is not a torchvision ResNet")
     if stem == "cifar":
-        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        _cifar_stem(net)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-        net.maxpool = nn.Identity()
     net.feature_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
+
+
+def _cifar_stem(net: nn.Module) -> None:
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+
+
+# Export and fine-tuning -----------------------------------------------------------------------
+def export(enc: nn.Module, p: dict, filename: str) -> tuple[dict, str]:
+    """(state dict that timm / torchvision load without sslnb, the Python that loads it). For a
+    ViT, timm's own pooling gives the exported feature: global_pool 'token' (cls after the norm)
+    or 'avg' (patch-token mean, then `fc_norm`, which starts as the identity LayerNorm)."""
+    m = p["model"]
+    state = dict(enc.state_dict())
+    if family(m["encoder"]) == "resnet":
+        stem = ("model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)\n"
+                "model.maxpool = torch.nn.Identity()\n") if m["stem"] == "cifar" else ""
+        return state, (
+            f"import torch, torchvision\nfrom safetensors.torch import load_file\n"
+            f"model = torchvision.models.{m['encoder']}()\n{stem}"
+            f"model.fc = torch.nn.Identity()\n"
+            f"model.load_state_dict(load_file('{filename}'))\n"
+            f"model.eval()\n"
+            f"features = model(images)  # images normalised with the mean/std above")
+    pool = "token" if m["feature_pool"] == "cls" else "avg"
+    if pool == "avg":
+        state.pop("norm.weight"), state.pop("norm.bias")
+        state["fc_norm.weight"] = torch.ones(enc.embed_dim)
+        state["fc_norm.bias"] = torch.zeros(enc.embed_dim)
+    depth = f", depth={m['depth']}" if m["depth"] is not None else ""
+    return state, (
+        f"import timm, torch\nfrom safetensors.torch import load_file\n"
+        f"model = timm.create_model('{m['encoder']}', pretrained=False, "
+        f"img_size={p['data']['image_size']}, patch_size={m['patch_size']}{depth}, "
+        f"num_classes=0, global_pool='{pool}')\n"
+        f"model.load_state_dict(load_file('{filename}'))\n"
+        f"model.eval()\n"
+        f"features = model(images)  # images normalised with the mean/std above")
+
+
+def classifier(enc: nn.Module, p: dict, num_classes: int, drop_path_rate: float = 0.0) -> nn.Module:
+    """The plain timm / torchvision classifier that the export of `enc` loads into, with a new
+    linear head (N(0, 2e-5) weights, as MAE's fine-tuning starts it): what a user fine-tunes."""
+    m = p["model"]
+    state, _ = export(enc, p, "")
+    if family(m["encoder"]) == "resnet":
+        net = torchvision.models.get_model(m["encoder"], weights=None)
+        if m["stem"] == "cifar":
+            _cifar_stem(net)
+        net.fc = nn.Identity()
+        net.load_state_dict(state)
+        net.fc = head = nn.Linear(enc.feature_dim, num_classes)
+    else:
+        depth = {"depth": m["depth"]} if m["depth"] is not None else {}
+        net = timm.create_model(m["encoder"], pretrained=False, img_size=p["data"]["image_size"],
+                                patch_size=m["patch_size"], num_classes=0,
+                                global_pool="token" if m["feature_pool"] == "cls" else "avg",
+                                drop_path_rate=drop_path_rate, **depth)
+        net.load_state_dict(state)
+        net.reset_classifier(num_classes)
+        head = net.head
+    nn.init.normal_(head.weight, std=2e-5)
+    nn.init.zeros_(head.bias)
+    return net
+
+
+def layer_depths(net: nn.Module) -> tuple[dict[str, int], int]:
+    """({parameter name: layer}, number of layers L) of a `classifier`: layer 0 is the input
+    (a ViT's patch embedding, cls token and position embedding; a ResNet's stem), layers 1..L-1
+    the blocks (ViT) or stages (ResNet) in order, layer L the head (with a ViT's final norms).
+    Layer-wise lr decay and partial fine-tuning both read this."""
+    resnet_net = isinstance(net, torchvision.models.ResNet)
+    n_blocks = 4 if resnet_net else len(net.blocks)
+    depths = {}
+    for name, _ in net.named_parameters():
+        if resnet_net:
+            found = re.match(r"layer(\d+)\.", name)
+            depths[name] = (int(found.group(1)) if found
+                            else 0 if name.startswith(("conv1.", "bn1.")) else n_blocks + 1)
+        else:
+            found = re.match(r"blocks\.(\d+)\.", name)
+            depths[name] = (int(found.group(1)) + 1 if found
+                            else 0 if name.split(".")[0] in ("cls_token", "pos_embed", "patch_embed",
+                                                             "reg_token")
+                            else n_blocks + 1)
+    return depths, n_blocks + 1
 
 
 def count_params(module: nn.Module) -> int:

@@ -7,7 +7,7 @@ from conftest import ROOT, run_cli
 
 
 @pytest.mark.parametrize("name, encoder_params", [
-    ("mae_vit_s", 21.7e6), ("mae_vit_b", 85.8e6), ("simclr_r50", 23.5e6)])
+    ("mae_vit_s", 21.7e6), ("mae_vit_b", 85.8e6), ("simclr_r50", 23.5e6), ("simclr_vit_s", 21.7e6)])
 def test_info_reports_published_encoder_sizes(cli, name, encoder_params):
     r = cli("info", "--params", ROOT / "params" / "imagenet100" / f"{name}.yaml")
     assert r.returncode == 0, r.stderr

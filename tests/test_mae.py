@@ -1,6 +1,7 @@
 """MAE definitions: patch layout, masking, the loss on removed patches only, encoder input size."""
 import torch
 
+from sslnb import encoders
 from sslnb.methods.mae import MAE, masked_mse, patchify, random_masking, unpatchify
 
 
@@ -110,7 +111,8 @@ def test_mean_pooled_feature_is_the_patch_token_mean_then_a_fresh_layernorm():
         model.encoder.norm.weight.uniform_(0.5, 2.0)
         model.encoder.norm.bias.uniform_(-1.0, 1.0)
     x = torch.randn(3, 3, 16, 16)
-    tokens = model.encoder.blocks(model._with_cls(model._embed(x)))
+    enc = model.encoder
+    tokens = enc.blocks(encoders.vit_with_cls(enc, encoders.vit_patches(enc, x)))
     mean = tokens[:, 1:].mean(dim=1)
     want = (mean - mean.mean(-1, keepdim=True)) / (mean.var(-1, unbiased=False, keepdim=True)
                                                   + 1e-6).sqrt()

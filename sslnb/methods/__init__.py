@@ -24,7 +24,8 @@ def build_model(p: dict) -> nn.Module:
         return get(p).build(p)
     except (RuntimeError, ValueError) as e:
         kind = {"mae": "a timm ViT name such as vit_small_patch16_224",
-                "simclr": "a torchvision ResNet name such as resnet18 or resnet50"}.get(
+                "simclr": "a torchvision ResNet name such as resnet18 or resnet50, or a timm ViT "
+                          "name such as vit_small_patch16_224"}.get(
                     p["method"], "an encoder this method supports")
         raise ParamsError(f"key 'model.encoder' is {p['model']['encoder']!r}, which cannot build "
                           f"a {p['method']} model ({e}); accepted: {kind}.") from None

@@ -8,16 +8,13 @@ is re-implemented.
 """
 from __future__ import annotations
 
-import re
 from functools import partial
 
 import torch
 import torch.nn as nn
-from timm.layers import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 
 from .. import encoders
-from ..errors import ParamsError
 from ..flops import vit_block
 from ..randomness import rand
 from .base import Method
@@ -65,12 +62,6 @@ def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generato
     return kept, mask, ids_restore
 
 
-def sincos_pos_embed(grid: int, dim: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos position embedding (1, 1 + grid*grid, dim), a zero row for the cls token."""
-    emb = build_sincos2d_pos_embed([grid, grid], dim=dim)
-    return torch.cat([torch.zeros(1, dim), emb], dim=0).unsqueeze(0)
-
-
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                norm_pix: bool) -> torch.Tensor:
     """Mean over removed patches of the per-patch MSE; visible patches do not count."""
@@ -88,20 +79,17 @@ class MAE(nn.Module):
                  norm_pix_loss: bool = True, decoder_dim: int = 512, decoder_depth: int = 8,
                  decoder_heads: int = 16, feature_pool: str = "cls"):
         super().__init__()
-        self.encoder = encoders.vit(encoder, image_size, patch_size, depth)
-        enc = self.encoder
+        self.encoder = enc = encoders.vit(encoder, image_size, patch_size, depth)
         self.patch_size = patch_size
         self.mask_ratio = mask_ratio
         self.norm_pix_loss = norm_pix_loss
         self.feature_pool = feature_pool
         self.grid = image_size // patch_size
-        dim = enc.embed_dim
-        # Fixed sin-cos position embeddings replace timm's learned ones, as in the paper.
-        enc.pos_embed = nn.Parameter(sincos_pos_embed(self.grid, dim), requires_grad=False)
+        dim = enc.embed_dim  # fixed sin-cos position embeddings: see encoders.vit
 
         self.decoder_embed = nn.Linear(dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(self.grid, decoder_dim),
+        self.decoder_pos_embed = nn.Parameter(encoders.sincos_pos_embed(self.grid, decoder_dim),
                                               requires_grad=False)
         self.decoder_blocks = nn.Sequential(*[
             Block(decoder_dim, decoder_heads, mlp_ratio=4.0, qkv_bias=True,
@@ -112,35 +100,27 @@ class MAE(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # The paper's initialisation: xavier-uniform linears (patch embedding seen as a linear),
-        # N(0, 0.02) cls and mask tokens, unit LayerNorms.
-        w = self.encoder.patch_embed.proj.weight
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.normal_(self.encoder.cls_token, std=0.02)
+        # The paper's initialisation of the decoder (encoders.vit initialises the encoder the same
+        # way): xavier-uniform linears, N(0, 0.02) mask token, unit LayerNorms.
         nn.init.normal_(self.mask_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        for m in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
+            for sub in m.modules():
+                if isinstance(sub, nn.Linear):
+                    nn.init.xavier_uniform_(sub.weight)
+                    if sub.bias is not None:
+                        nn.init.zeros_(sub.bias)
+                elif isinstance(sub, nn.LayerNorm):
+                    nn.init.ones_(sub.weight)
+                    nn.init.zeros_(sub.bias)
 
     @property
     def feature_dim(self) -> int:
         return self.encoder.embed_dim
 
-    def _embed(self, imgs: torch.Tensor) -> torch.Tensor:
-        return self.encoder.patch_embed(imgs) + self.encoder.pos_embed[:, 1:]
-
-    def _with_cls(self, x: torch.Tensor) -> torch.Tensor:
-        cls = self.encoder.cls_token + self.encoder.pos_embed[:, :1]
-        return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
-
     def forward_encoder(self, imgs, mask_ratio, generator=None):
-        x, mask, ids_restore = random_masking(self._embed(imgs), mask_ratio, generator)
-        x = self.encoder.blocks(self._with_cls(x))
+        x, mask, ids_restore = random_masking(encoders.vit_patches(self.encoder, imgs),
+                                                 mask_ratio, generator)
+        x = self.encoder.blocks(encoders.vit_with_cls(self.encoder, x))
         return self.encoder.norm(x), mask, ids_restore
 
     def forward_decoder(self, latent, ids_restore):
@@ -162,39 +142,19 @@ class MAE(nn.Module):
 
     def features(self, imgs: torch.Tensor) -> torch.Tensor:
         """Frozen-encoder features of whole (unmasked) images (see encoders.vit_feature)."""
-        tokens = self.encoder.blocks(self._with_cls(self._embed(imgs)))
-        return encoders.vit_feature(self.encoder, tokens, self.feature_pool)
-
-
-VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
-
-
-def vit_title(encoder: str, patch: int, depth: int | None) -> str:
-    """'vit_small_patch16_224', 16 -> 'ViT-S/16'; a changed depth is said."""
-    m = re.match(r"vit_([a-z]+)_patch", encoder)
-    size = VIT_SIZES.get(m.group(1), m.group(1)) if m else encoder
-    return f"ViT-{size}/{patch}" + (f", {depth} blocks" if depth is not None else "")
+        return encoders.image_feature(self.encoder, imgs, self.feature_pool)
 
 
 class MAEMethod(Method):
     name, title, showcase_name = "mae", "MAE", "mae_reconstructions"
     defaults: dict = {}
-    own_params = ("mae.", "model.patch_size", "model.depth", "model.feature_pool")
+    own_params = ("mae.",)
 
     def build(self, p: dict) -> MAE:
         m = p["model"]
         return MAE(encoder=m["encoder"], image_size=p["data"]["image_size"],
                    patch_size=m["patch_size"], depth=m["depth"], feature_pool=m["feature_pool"],
                    **p["mae"])
-
-    def check(self, p: dict, source_of: dict) -> None:
-        size, patch = p["data"]["image_size"], p["model"]["patch_size"]
-        if size % patch:
-            src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
-            raise ParamsError(
-                f"{src}: data.image_size={size} is not divisible by model.patch_size={patch}; MAE "
-                f"cuts the image into whole patches. Choose a patch size that divides the image "
-                f"size (e.g. 4 for 32px, 16 for 224px).")
 
     def views(self, augment, x, g, p):
         return [augment(x, g[0])]
@@ -217,32 +177,6 @@ class MAEMethod(Method):
                    + a["decoder_depth"] * vit_block(n + 1, a["decoder_dim"], dec_mlp)
                    + 2 * (n + 1) * a["decoder_dim"] * pix)
         return 3 * (encoder + decoder)
-
-    def architecture(self, p: dict) -> str:
-        return vit_title(p["model"]["encoder"], p["model"]["patch_size"], p["model"]["depth"])
-
-    def describe(self, p: dict) -> dict:
-        return {"patch_size": p["model"]["patch_size"], "feature_pool": p["model"]["feature_pool"]}
-
-    def export(self, model: MAE, p: dict, filename: str) -> tuple[dict, str]:
-        """timm's own pooling gives the same feature: global_pool 'token' (cls after the norm) or
-        'avg' (patch-token mean, then `fc_norm`, which starts as the identity LayerNorm)."""
-        m = p["model"]
-        state = dict(model.encoder.state_dict())
-        pool = "token" if m["feature_pool"] == "cls" else "avg"
-        if pool == "avg":
-            dim = model.encoder.embed_dim
-            state.pop("norm.weight"), state.pop("norm.bias")
-            state["fc_norm.weight"], state["fc_norm.bias"] = torch.ones(dim), torch.zeros(dim)
-        depth = f", depth={m['depth']}" if m["depth"] is not None else ""
-        return state, (
-            f"import timm, torch\nfrom safetensors.torch import load_file\n"
-            f"model = timm.create_model('{m['encoder']}', pretrained=False, "
-            f"img_size={p['data']['image_size']}, patch_size={m['patch_size']}{depth}, "
-            f"num_classes=0, global_pool='{pool}')\n"
-            f"model.load_state_dict(load_file('{filename}'))\n"
-            f"model.eval()\n"
-            f"features = model(images)  # images normalised with the mean/std above")
 
     @torch.no_grad()
     def showcase(self, model: MAE, p: dict, images: torch.Tensor) -> list[tuple]:

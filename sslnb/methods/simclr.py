@@ -1,7 +1,9 @@
-"""SimCLR (Chen et al. 2020): a torchvision ResNet encoder and an MLP projection head trained with
-NT-Xent so that two augmented views of an image agree. Features for probing are taken before the
-head (the paper's finding: the head discards information the downstream task needs). Everything
-SimCLR-specific lives in this file; the loss formula is `losses.nt_xent`.
+"""SimCLR (Chen et al. 2020): an encoder and an MLP projection head trained with NT-Xent so that
+two augmented views of an image agree. The encoder is a torchvision ResNet as in the paper, or the
+same timm ViT as MAE's (as MoCo v3 trains contrastive ViTs), so that objective and architecture
+can be told apart. Features for probing are taken before the head (the paper's finding: the head
+discards information the downstream task needs). Everything SimCLR-specific lives in this file;
+the loss formula is `losses.nt_xent`.
 """
 from __future__ import annotations
 
@@ -33,15 +35,15 @@ class ProjectionHead(nn.Sequential):
 
 
 class SimCLR(nn.Module):
-    def __init__(self, encoder: str = "resnet18", stem: str = "imagenet", *,
-                 proj_hidden_dim: int | None = None, proj_dim: int = 128,
-                 temperature: float = 0.5, zero_init_residual: bool = True,
-                 proj_output_bn: bool = True):
+    def __init__(self, encoder: nn.Module, *, proj_hidden_dim: int | None = None,
+                 proj_dim: int = 128, temperature: float = 0.5, proj_output_bn: bool = True,
+                 feature_pool: str = "cls"):
         super().__init__()
-        self.encoder = encoders.resnet(encoder, stem, zero_init_residual)
+        self.encoder = encoder  # encoders.build: a ResNet or a ViT
         self.projector = ProjectionHead(self.encoder.feature_dim, proj_hidden_dim, proj_dim,
                                         proj_output_bn)
         self.temperature = temperature
+        self.feature_pool = feature_pool  # a ViT's exported feature is also what the head sees
 
     @property
     def feature_dim(self) -> int:
@@ -49,12 +51,12 @@ class SimCLR(nn.Module):
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor):
         """Both views go through the encoder as one batch (one BN statistic, one kernel launch)."""
-        z = self.projector(self.encoder(torch.cat([view1, view2], dim=0)))
+        z = self.projector(self.features(torch.cat([view1, view2], dim=0)))
         z1, z2 = z.chunk(2, dim=0)
         return nt_xent(z1, z2, self.temperature), z1, z2
 
     def features(self, imgs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(imgs)
+        return encoders.image_feature(self.encoder, imgs, self.feature_pool)
 
 
 class SimCLRMethod(Method):
@@ -64,14 +66,13 @@ class SimCLRMethod(Method):
         "augment": {"crop_scale": [0.08, 1.0], "jitter_p": 0.8, "gray_p": 0.2},
         "train": {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1.0e-6},
     }
-    own_params = ("simclr.", "model.stem", "model.zero_init_residual", "train.channels_last")
+    own_params = ("simclr.",)
 
     def build(self, p: dict) -> SimCLR:
-        m = p["model"]
-        return SimCLR(m["encoder"], m["stem"], zero_init_residual=m["zero_init_residual"],
-                      **p["simclr"])
+        return SimCLR(encoders.build(p), feature_pool=p["model"]["feature_pool"], **p["simclr"])
 
     def check(self, p: dict, source_of: dict) -> None:
+        super().check(p, source_of)
         if p["train"]["batch_size"] < 2:
             raise ParamsError(
                 f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
@@ -79,12 +80,9 @@ class SimCLRMethod(Method):
                 f"other images of the batch are its negatives. Use a batch of 2 or more (the "
                 f"paper used 4096).")
 
-    def prepare(self, net, p):
-        return net.to(memory_format=torch.channels_last) if p["train"]["channels_last"] else net
-
     def views(self, augment, x, g, p):
         out = [augment(x, g[0]), augment(x, g[1])]
-        if p["train"]["channels_last"]:
+        if p["train"]["channels_last"] and encoders.family(p["model"]["encoder"]) == "resnet":
             out = [v.contiguous(memory_format=torch.channels_last) for v in out]
         return out
 
@@ -92,29 +90,10 @@ class SimCLRMethod(Method):
         return forward(*views)[0]
 
     def train_flops_per_image(self, p: dict, model: SimCLR) -> float:
-        """Every convolution and linear of encoder and head, both views, x3 for training."""
-        s = p["data"]["image_size"]
-        return 3 * module_forward(nn.Sequential(model.encoder, model.projector), (2, 3, s, s))
-
-    def architecture(self, p: dict) -> str:
-        m = p["model"]
-        name = m["encoder"].replace("resnet", "ResNet-")
-        return name + (", CIFAR stem" if m["stem"] == "cifar" else "")
-
-    def describe(self, p: dict) -> dict:
-        return {"stem": p["model"]["stem"]}
-
-    def export(self, model: SimCLR, p: dict, filename: str) -> tuple[dict, str]:
-        m = p["model"]
-        stem = ("model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)\n"
-                "model.maxpool = torch.nn.Identity()\n") if m["stem"] == "cifar" else ""
-        return dict(model.encoder.state_dict()), (
-            f"import torch, torchvision\nfrom safetensors.torch import load_file\n"
-            f"model = torchvision.models.{m['encoder']}()\n{stem}"
-            f"model.fc = torch.nn.Identity()\n"
-            f"model.load_state_dict(load_file('{filename}'))\n"
-            f"model.eval()\n"
-            f"features = model(images)  # images normalised with the mean/std above")
+        """The encoder on both whole views (every convolution and linear of a ResNet; a ViT's
+        blocks by formula), the head on both, x3 for training (see flops.py)."""
+        head = module_forward(model.projector, (2, model.feature_dim))
+        return 3 * (2 * encoders.forward_flops(model.encoder, p) + head)
 
     @torch.no_grad()
     def showcase(self, model, p: dict, images: torch.Tensor) -> list[tuple]:

@@ -69,12 +69,15 @@ KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.dept
 
 
 def params_rows(p: dict) -> list[tuple]:
-    """KEY_PARAMS of this run, without the keys that only other methods read."""
-    from .. import methods
+    """KEY_PARAMS of this run, without the keys that only other methods or the other encoder
+    family read."""
+    from .. import encoders, methods
     from ..params import flatten
     flat = flatten(p)
+    fam = encoders.family(p["model"]["encoder"])
     others = [k for name, m in methods.METHODS.items() if name != p["method"] for k in m.own_params]
-    mine = methods.get(p).own_params
+    others += [k for f, keys in encoders.FAMILY_PARAMS.items() if f != fam for k in keys]
+    mine = methods.get(p).own_params + encoders.FAMILY_PARAMS[fam]
     hidden = lambda k: any(k.startswith(o) for o in others) and not any(  # noqa: E731
         k.startswith(o) for o in mine)
     return [(k, flat[k]) for k in KEY_PARAMS if k in flat and not hidden(k)]

@@ -1,0 +1,76 @@
+"""SimCLR on MAE's ViT: the same encoder as the MAE run (so the objective x encoder table compares
+objectives on one architecture), a contrastive loss that falls, and an export that timm loads."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from sslnb import encoders, pretrain, resolve
+from sslnb.checkpoint import load_pretrained
+from sslnb.data import load_split
+from sslnb.features import random_init_model
+from sslnb.methods import build_model
+
+from conftest import ROOT, run_cli
+from test_learning import MARGIN, held_out_nt_xent
+
+DEMO = ROOT / "params" / "demo"
+
+
+def test_info_gives_the_vit_of_the_mae_run(cli):
+    simclr = json.loads(cli("info", "--params", DEMO / "simclr_vit_tiny.yaml").stdout)
+    mae = json.loads(cli("info", "--params", DEMO / "mae_vit_tiny.yaml").stdout)
+    assert simclr["architecture"] == mae["architecture"] == "ViT-Ti/4, 6 blocks"
+    assert simclr["encoder_params"] == mae["encoder_params"]
+    assert simclr["feature_dim"] == mae["feature_dim"] == 192
+    full = json.loads(cli("info", "--params", ROOT / "params" / "imagenet100" /
+                          "simclr_vit_s.yaml").stdout)
+    assert abs(full["encoder_params"] - 21.7e6) / 21.7e6 < 0.01  # ViT-S/16 without head
+
+
+def test_same_encoder_weights_and_feature_as_mae_at_initialisation():
+    """Same params -> bitwise the same initial ViT, whichever objective trains it."""
+    sim = resolve(DEMO / "simclr_vit_tiny.yaml")
+    mae = resolve(DEMO / "mae_vit_tiny.yaml")
+    torch.manual_seed(0)
+    a = build_model(sim).encoder
+    torch.manual_seed(0)
+    b = build_model(mae).encoder
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(t, b.state_dict()[k]) for k, t in a.state_dict().items())
+    assert not a.pos_embed.requires_grad  # fixed sin-cos, as MAE's
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(encoders.image_feature(a.eval(), x, "mean"),
+                       encoders.image_feature(b.eval(), x, "mean"))
+
+
+def test_simclr_vit_lowers_the_loss_and_exports_to_timm(tmp_path):
+    p = resolve(DEMO / "simclr_vit_tiny.yaml",
+                {"out_dir": str(tmp_path), "model.depth": 2, "data.num_train": 1024,
+                 "data.num_val": 256, "train.epochs": 3, "train.batch_size": 64,
+                 "train.warmup_epochs": 0.3, "train.snapshots": 0})
+    run = pretrain(p)
+    images = load_split(p["data"], "val").images
+    trained = held_out_nt_xent(load_pretrained(run)[0], p, images)
+    untrained = held_out_nt_xent(random_init_model(p), p, images)
+    print(f"held-out NT-Xent: trained {trained:.3f}, untrained {untrained:.3f}")
+    assert trained <= untrained - MARGIN, (trained, untrained)
+
+    out = tmp_path / "vit.safetensors"
+    r = run_cli("export", "--run", run, "--out", out)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(out.with_name(out.name + ".json").read_text())
+    assert "timm.create_model('vit_tiny_patch16_224'" in info["load"]
+    model, _ = load_pretrained(run)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.save(x, tmp_path / "images.pt")
+    torch.save(model.features(x).detach(), tmp_path / "want.pt")
+    script = ("import sys; sys.modules['sslnb'] = None  # importing sslnb would now fail\n"
+              "import torch\nimages = torch.load('images.pt')\n" + info["load"] +
+              "\nwant = torch.load('want.pt')\n"
+              "assert torch.allclose(features, want, atol=1e-5), (features - want).abs().max()\n"
+              "print('same features')\n")
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "same features" in r.stdout, r.stderr[-2000:]
