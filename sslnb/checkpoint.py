@@ -125,11 +125,12 @@ def load_pretrained(run: Path | str, device: torch.device | str = "cpu"):
     """(model in eval mode, resolved params) of a finished or stopped run."""
     import yaml
     from .methods import build_model
+    from .params import fill_missing
     run = Path(run)
     if not (run / "params.yaml").is_file():
         raise RunError(f"'{run}' is not a run directory (no params.yaml). Pretrain it first, "
                        f"or pass the directory printed by `python -m sslnb pretrain`.")
-    p = yaml.safe_load((run / "params.yaml").read_text())
+    p = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     check_origin(state, p, f"checkpoint in '{run}'", "The run directory is inconsistent.")
     model = build_model(p)

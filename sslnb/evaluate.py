@@ -66,23 +66,40 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
     if e["finetune_epochs"] > 0:
-        train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
-        test = load_split(p["data"], "test")
-        for kind in KINDS:
-            backbone = model if kind == "pretrained" else random_init_model(p)
-            log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}.jsonl", keep_until_step=0,
-                                key="epoch")
-            ft = finetune(backbone.to(dev), train, val, p, dev, p["seed"], on_epoch=log.write)
-            pred = predictions(ft["model"], test, ft["normalize"], dev)
-            result[kind]["finetune_val_top1"] = ft["val_top1"]
-            result[kind]["finetune_test_top1"] = accuracy(pred, test.labels)
-            result["finetune_train_images"] = ft["train_images"]
-            preds[f"{kind}/finetune"] = pred.tolist()
+        result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds)
     result["curve"] = curve(run, p, steps, result)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
                                           "predictions": preds}, indent=None)
     write_json(out_path, result)
     return result
+
+
+def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> int:
+    """Fine-tune the pretrained encoder and its random-init twin for every `eval.finetune_blocks`
+    (k last blocks, or all): val curves in metrics/, test top-1 in result[kind]['finetune'][k]
+    (and finetune_*_top1 for the most blocks trained), test predictions in `preds`."""
+    train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
+    test = load_split(p["data"], "test")
+    blocks = p["eval"]["finetune_blocks"]
+    most = "all" if "all" in blocks else max(blocks)
+    images = 0
+    for kind in KINDS:
+        encoder = (model if kind == "pretrained" else random_init_model(p)).encoder
+        result[kind]["finetune"] = {}
+        for k in blocks:
+            suffix = "" if k == "all" else f"_k{k}"
+            log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}{suffix}.jsonl",
+                                keep_until_step=0, key="epoch")
+            ft = finetune(encoder, p, train, val, dev, k, p["seed"], on_epoch=log.write)
+            pred = predictions(ft["model"], test, ft["normalize"], dev)
+            numbers = {"val_top1": ft["val_top1"], "test_top1": accuracy(pred, test.labels)}
+            result[kind]["finetune"][str(k)] = numbers
+            preds[f"{kind}/finetune{suffix}"] = pred.tolist()
+            if k == most:
+                result[kind]["finetune_val_top1"] = numbers["val_top1"]
+                result[kind]["finetune_test_top1"] = numbers["test_top1"]
+            images = ft["train_images"]
+    return images
 
 
 def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classes: int, dev,

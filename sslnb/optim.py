@@ -52,5 +52,6 @@ def warmup_cosine(step: int, total: int, warmup: int, peak: float, floor: float 
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at lr, times its `lr_scale` where it has one (layer-wise lr decay)."""
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)

@@ -18,6 +18,7 @@ from .errors import ParamsError
 from .methods import METHODS
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params"  # the repository's params files
 
 # What each method changes from defaults.yaml (its papers' recipe): in the method's own file.
 METHOD_DEFAULTS: dict[str, dict] = {name: m.defaults for name, m in METHODS.items()}
@@ -33,8 +34,15 @@ CHOICES = {
     "train.optimizer": ("adamw", "lars", "sgd"),
     "eval.probe_optimizer": ("lars", "sgd"),
 }
-# (low, high, inclusive?) ; None = unbounded on that side
+# (low, high, inclusive?) ; None = unbounded on that side; inclusive may name the brackets, "(]"
 RANGES = {
+    "data.pretrain_fraction": (0.0, 1.0, "(]"),
+    "eval.finetune_layer_decay": (0.0, 1.0, "(]"),
+    "eval.finetune_drop_path": (0.0, 1.0, "[)"),
+    "eval.finetune_label_smoothing": (0.0, 1.0, "[)"),
+    "eval.finetune_weight_decay": (0.0, None, True),
+    "eval.finetune_warmup_epochs": (0.0, None, True),
+    "eval.finetune_base_lr": (0.0, None, False),
     "mae.mask_ratio": (0.0, 1.0, False),
     "simclr.temperature": (0.0, None, False),
     "data.num_classes": (2, 10, True),
@@ -87,6 +95,18 @@ def yaml_error(e: Exception) -> str:
 def load_defaults() -> dict:
     with open(DEFAULTS_FILE) as f:
         return yaml.safe_load(f)
+
+
+def fill_missing(p: dict) -> dict:
+    """Saved params of a run made by an older sslnb: keys added since take their defaults (the
+    method's first), so the run can still be evaluated; nothing saved is changed."""
+    flat = flatten(p)
+    defaults = flatten(load_defaults())
+    defaults.update(flatten(METHOD_DEFAULTS.get(p.get("method"), {})))
+    for key, value in defaults.items():
+        if key not in flat and not any(key.startswith(k + ".") for k in flat):
+            _set(p, key, copy.deepcopy(value))
+    return p
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -184,6 +204,12 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
             if value not in (False, True, "auto"):
                 fail("false, true or auto (continue from the run's checkpoint when there is one)")
             continue
+        if key == "eval.finetune_blocks":
+            if not (isinstance(value, list) and value and all(
+                    x == "all" or (type(x) is int and x >= 1) for x in value)):
+                fail("a list of how many of the last blocks (ViT) or stages (ResNet) fine-tuning "
+                     "trains: positive integers and/or 'all' (end to end), e.g. [1, 2, all]")
+            continue
         if key == "data.pretrain_classes":
             ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)
                                     and value >= 1) or isinstance(value, str)
@@ -229,10 +255,10 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
             fail("a positive integer")
         if key in RANGES:
             lo, hi, inclusive = RANGES[key]
-            bad = ((lo is not None and (value < lo if inclusive else value <= lo))
-                   or (hi is not None and (value > hi if inclusive else value >= hi)))
+            brackets = inclusive if isinstance(inclusive, str) else "[]" if inclusive else "()"
+            bad = ((lo is not None and (value < lo if brackets[0] == "[" else value <= lo))
+                   or (hi is not None and (value > hi if brackets[1] == "]" else value >= hi)))
             if bad:
-                brackets = "[]" if inclusive else "()"
                 fail(f"a number in {brackets[0]}{lo if lo is not None else '-inf'}, "
                      f"{hi if hi is not None else 'inf'}{brackets[1]}")
     _check_consistency(p, source_of)
