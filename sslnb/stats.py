@@ -76,15 +76,23 @@ def difference_interval(correct_a, correct_b, resamples: int = RESAMPLES, seed: 
                         level: float = LEVEL) -> Interval:
     """Accuracy of a minus accuracy of b (points), paired over the same test images and seed
     indices, with its bootstrap interval."""
-    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
-    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a paired difference needs the same test images: {a.shape[1]} vs "
-                         f"{b.shape[1]}")
-    seeds, images = _draws(max(a.shape[0], b.shape[0]), a.shape[1], resamples, seed)
-    sa, sb = seeds % a.shape[0], seeds % b.shape[0]
-    samples = _resampled_accuracy(a, sa, images) - _resampled_accuracy(b, sb, images)
-    return _interval(100.0 * (a.mean() - b.mean()), samples, level)
+    return contrast_interval([(1.0, correct_a), (-1.0, correct_b)], resamples, seed, level)
+
+
+def contrast_interval(terms: list[tuple[float, object]], resamples: int = RESAMPLES, seed: int = 0,
+                      level: float = LEVEL) -> Interval:
+    """sum of weight x accuracy (points) over (weight, correctness) terms, e.g. a difference of
+    differences [(1, a), (-1, b), (-1, c), (1, d)]: how much more a gains over b than c over d.
+    Every term is resampled on the same test images and seed indices (paired)."""
+    arrays = [np.atleast_2d(np.asarray(c, dtype=bool)) for _, c in terms]
+    if len({a.shape[1] for a in arrays}) != 1:
+        raise ValueError(f"a paired contrast needs the same test images: "
+                         f"{[a.shape[1] for a in arrays]}")
+    seeds, images = _draws(max(a.shape[0] for a in arrays), arrays[0].shape[1], resamples, seed)
+    samples = sum(w * _resampled_accuracy(a, seeds % a.shape[0], images)
+                  for (w, _), a in zip(terms, arrays))
+    value = sum(w * 100.0 * a.mean() for (w, _), a in zip(terms, arrays))
+    return _interval(float(value), samples, level)
 
 
 def mean_sd(values) -> tuple[float, float, int]:

@@ -71,7 +71,7 @@ def test_html_table_equals_the_metrics_files(tiny_report):
     tables = [t for t in parser.tables if t and "Model" in t[0]]
     study = next(t for t in tables if "Val acc (%)" in t[0])
     more = next(t for t in tables if "kNN (%)" in t[0])
-    assert [r[0] for r in study[1:]] == ["MAE", "SimCLR"]
+    assert [r[0] for r in study[1:]] == ["MAE", "SimCLR", "SimCLR", "MAE"]
     logs = tiny_report / "logs"
     for row, more_row, name in zip(study[1:], more[1:], ("mae_vit_tiny", "simclr_resnet18")):
         cells, more_cells = dict(zip(study[0], row)), dict(zip(more[0], more_row))
@@ -94,18 +94,28 @@ def test_html_table_equals_the_metrics_files(tiny_report):
         ci = stats.accuracy_interval(correct)
         assert cells["95% CI"] == f"{ci.low:.1f} to {ci.high:.1f}"
     results = json.loads((tiny_report / "report" / "results.json").read_text())
-    assert [c["n_seeds"] for c in results["configurations"]] == [2, 2]
+    assert [c["n_seeds"] for c in results["configurations"]] == [2, 2, 2, 2]
+    # Every claim is tested (the tiny report has every kind of run), each verdict in the HTML.
+    from sslnb.report import claims
+    text = html_text(html)
+    assert [c["claim"] for c in results["claims"]] == list(claims.CLAIMS)
+    for c in results["claims"]:
+        assert c["verdict"] in (claims.SUPPORTED, claims.CONTRADICTED, claims.NO_DIFFERENCE,
+                                claims.MIXED), c
+        assert f"Verdict: {c['verdict']}" in text and c["quote"] in text
+        assert c["lines"] and all(line in text for line in c["lines"])
     for d in results["differences"]:
         iv = stats.Interval(d["interval"]["value"], d["interval"]["low"], d["interval"]["high"])
         assert stats.compare(d["a"], d["b"], iv, d["what"]) == d["sentence"]
         assert html_text(html).count(d["sentence"]) == 1
-    assert (tiny_report / "report" / "results_per_seed.csv").read_text().count("\n") == 5
+    assert (tiny_report / "report" / "results_per_seed.csv").read_text().count("\n") == 9
     assert "cdnjs" not in html and 'src="http' not in html
     # Every figure is a file named for what it shows, and the executed notebooks are kept.
     graphs = {p.name for p in (tiny_report / "graphs").glob("*.png")}
     assert {"linear_probe_curves.png", "accuracy_across_pretraining.png",
-            "mae_reconstructions_mae_vit_tiny.png", "simclr_views_simclr_resnet18.png"} <= graphs
-    assert len(list((tiny_report / "report" / "executed").glob("*.ipynb"))) == 13
+            "mae_reconstructions_mae_vit_tiny.png", "simclr_views_simclr_resnet18.png",
+            "partial_finetuning.png", "data_scale.png"} <= graphs
+    assert len(list((tiny_report / "report" / "executed").glob("*.ipynb"))) == 25
 
 
 def html_text(page: str) -> str:
@@ -193,7 +203,7 @@ def test_rebuild_reuses_finished_runs(tiny_report):
                         "--graphs-dir", str(tiny_report / "graphs")], cwd=ROOT,
                        env=tiny_env(tiny_report), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert len(ckpts) == 4 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
+    assert len(ckpts) == 8 and [p.stat().st_mtime_ns for p in ckpts + evals] == before
     assert (tiny_report / "report" / "report.html").is_file()
 
 

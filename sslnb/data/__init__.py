@@ -85,6 +85,8 @@ def load_split(data: dict, split: str) -> ImageSet:
                       data["val_per_class"], data["seed"], data["decode_workers"])
     if split == "pretrain" and data["pretrain_classes"] is not None:
         out = select_classes(out, data["pretrain_classes"])
+    if split == "pretrain" and data["pretrain_fraction"] < 1:
+        out = out.take(fraction_rows(out.labels, data["pretrain_fraction"], data["seed"]))
     check_disjoint(data)
     return out
 
@@ -177,6 +179,19 @@ def carve_rows(labels: torch.Tensor, split: str, per_class: int, seed: int) -> t
         n_val = min(per_class, max(1, len(rows) // 5)) if len(rows) > 1 else 0
         is_val[rows[torch.randperm(len(rows), generator=g)[:n_val]]] = True
     return torch.nonzero(is_val if split == "val" else ~is_val).flatten()
+
+
+def fraction_rows(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Sorted rows keeping `fraction` of each class (at least one; unlabelled rows as one more
+    class), drawn with seed. Each class's rows are drawn in one seeded order, so a smaller
+    fraction keeps a subset of what a larger one keeps: the data-scale sweep only adds images."""
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for k in torch.unique(labels).tolist():
+        rows = torch.nonzero(labels == k).flatten()
+        order = rows[torch.randperm(len(rows), generator=g)]
+        keep.append(order[:max(1, round(len(rows) * fraction))])
+    return torch.sort(torch.cat(keep)).values
 
 
 def _torchvision_split(source, root, split, download, image_size, per_class, seed) -> ImageSet:

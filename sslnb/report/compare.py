@@ -10,6 +10,7 @@ import yaml
 
 from .. import methods
 from ..errors import RunError
+from . import claims
 from ..stats import RESAMPLES, accuracy_interval, difference_interval, mean_sd
 from ..stats import compare as compare_sentence
 
@@ -52,6 +53,9 @@ def collect(runs: list) -> list[dict]:
         pre, rnd = e["pretrained"], e["random_init"]
         method = methods.get(p)
         architecture = method.architecture(p)
+        curve = e.get("curve", [])
+        flops = (curve[-1]["train_flops"] / curve[-1]["images_seen"] if curve and
+                 curve[-1]["images_seen"] else methods.train_flops_per_image(p))
         rows.append({
             "run": run.name, "run_dir": str(run),
             "group": item.get("group", run.name) if isinstance(item, dict) else run.name,
@@ -67,7 +71,12 @@ def collect(runs: list) -> list[dict]:
             "random_finetune_top1": rnd.get("finetune_test_top1"),
             "epochs": s["epochs"], "images_per_s": s["images_per_s"],
             "peak_mem_mb": s["peak_mem_mb"], "device": s["device"],
-            "git_commit": env.get("git_commit"), "curve": e.get("curve", []),
+            "git_commit": env.get("git_commit"), "curve": curve,
+            "pretrain_images": _json(run / "data.json")["images"],
+            "train_flops_per_image": flops, "train_flops": flops * s["steps"] * s["images_per_step"],
+            "finetune": {k: v["test_top1"] for k, v in pre.get("finetune", {}).items()},
+            "random_finetune": {k: v["test_top1"] for k, v in rnd.get("finetune", {}).items()},
+            "params": p,
         })
     return rows
 
@@ -116,7 +125,10 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "ci": {k: accuracy_interval(correct[ev]) for k, ev in EVALUATORS.items()
                            if ev in correct},
                     "labels": labels, "correct": correct, "runs": members,
-                    "curve": _curve(members, correct)})
+                    "params": members[0]["params"], "curve": _curve(members, correct)})
+    for sweep in claims.sweeps(out):  # name the smaller pretraining sets of a data-scale sweep
+        for g in sweep[:-1]:
+            g["model"] += f", {g['mean']['pretrain_images']:,.0f} pretraining images"
     return out
 
 
@@ -137,8 +149,10 @@ def _curve(members: list[dict], correct: dict) -> list[dict]:
 
 def differences(groups: list[dict]) -> list[dict]:
     """Every difference the report states, each with its paired bootstrap interval: pretrained
-    vs random init (probe, kNN, fine-tuning), fine-tuning vs probe, and model vs model."""
+    vs random init (probe, kNN, fine-tuning), fine-tuning vs probe, and model vs model (the
+    smaller pretraining sets of a data-scale sweep answer only the data claim)."""
     out = []
+    groups = claims.main_groups(groups)
 
     def add(kind, a_name, b_name, a, b, what):
         d = difference_interval(a, b)
@@ -258,9 +272,11 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
                for g in groups],
            "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
                            for d in diffs],
-           "runs": [{k: v for k, v in r.items() if k != "curve"} for r in rows]}
+           "claims": [{k: r[k] for k in ("claim", "quote", "verdict", "lines")}
+                      for r in claims.evaluate_claims(groups)],
+           "runs": [{k: v for k, v in r.items() if k not in ("curve", "params")} for r in rows]}
     (results_dir / "results.json").write_text(json.dumps(doc, indent=2))
-    keys = [k for k in rows[0] if k != "curve"]
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
     with open(results_dir / "results_per_seed.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
@@ -355,8 +371,15 @@ def limitations(groups: list[dict]) -> list[str]:
         out.append(f"Fine-tuning was not run for {', '.join(missing)} (eval.finetune_epochs: 0): "
                    f"this report does not test whether fine-tuning changes the ranking.")
     else:
-        out.append("Fine-tuning is short and without layer-wise lr decay: it says little about how "
-                   "each method fine-tunes at a full budget.")
+        e = groups[0]["params"]["eval"]
+        out.append(f"Fine-tuning is short ({e['finetune_epochs']} epochs"
+                   + (f" on {e['finetune_max_train']:,} labelled images" if e["finetune_max_train"]
+                      else "") + ", without mixup or cutmix): it says little about how each "
+                   "method fine-tunes at a full budget.")
+    if claims.sweeps(groups):
+        out.append("The data-scale runs train every pretraining set for the same number of "
+                   "epochs, so a larger set also gets more optimizer steps: the data claim's "
+                   "comparison does not separate more data from more compute.")
     out.append("Random-init twins use the same architecture and initialisation seed, never trained "
                "(ResNet BatchNorm statistics at their initial values); the linear probe uses SGD "
                "rather than LARS because its batches are small (see the README).")

@@ -115,6 +115,63 @@ def across_pretraining(groups: list[dict], graphs_dir=None,
     return _save(fig, graphs_dir, name)
 
 
+def _errorbar(ax, x, ivs, **kw):
+    ax.errorbar(x, [v.value for v in ivs], yerr=[[v.value - v.low for v in ivs],
+                                                  [v.high - v.value for v in ivs]],
+                capsize=3, markersize=4, **kw)
+
+
+def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial_finetuning"):
+    """Test top-1 against how many of the last blocks (ViT) or stages (ResNet) were fine-tuned,
+    0 being the linear probe, pretrained vs random init, with 95% bootstrap intervals: the MAE
+    paper's Figure 9 (probe -> partial -> full), one panel per model. None without fine-tuning."""
+    from ..stats import accuracy_interval
+    from .claims import main_groups
+    tuned = [g for g in main_groups(groups) if "pretrained/finetune" in g["correct"]
+             or any(k.startswith("pretrained/finetune_k") for k in g["correct"])]
+    if not tuned:
+        return None
+    fig, axes = plt.subplots(1, len(tuned), figsize=(4.0 * len(tuned), 3.4), sharey=True,
+                             squeeze=False)
+    for ax, g in zip(axes[0], tuned):
+        blocks = g["params"]["eval"]["finetune_blocks"]
+        ks = [0, *sorted(k for k in blocks if k != "all"), *(["all"] if "all" in blocks else [])]
+        for kind, color, label in (("pretrained", "C0", "pretrained"),
+                                   ("random_init", "C7", "random init")):
+            keys = [f"{kind}/probe" if k == 0 else f"{kind}/finetune" if k == "all"
+                    else f"{kind}/finetune_k{k}" for k in ks]
+            shown = [(i, key) for i, key in enumerate(keys) if key in g["correct"]]
+            _errorbar(ax, [i for i, _ in shown],
+                      [accuracy_interval(g["correct"][key]) for _, key in shown],
+                      fmt="-o", color=color, label=label)
+        ax.set_xticks(range(len(ks)), ["probe" if k == 0 else "all" if k == "all" else f"last {k}"
+                                       for k in ks])
+        ax.set(title=g["model"], xlabel="blocks fine-tuned")
+    axes[0][0].set(ylabel="test top-1 (%)")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, graphs_dir, name)
+
+
+def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
+    """Linear-probe test top-1 against the number of pretraining images, one line per method
+    (runs that differ only in their pretraining set), with 95% bootstrap intervals; the
+    random-init probe dashed. None without such runs."""
+    from .claims import sweeps
+    found = sweeps(groups)
+    if not found:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for i, s in enumerate(found):
+        x = [g["mean"]["pretrain_images"] for g in s]
+        _errorbar(ax, x, [g["ci"]["test_top1"] for g in s], fmt="-o", color=f"C{i}",
+                  label=s[-1]["model"])
+        ax.plot(x, [g["mean"]["random_test_top1"] for g in s], "--", color=f"C{i}", alpha=0.5,
+                label=f"{s[-1]['model']}, random init")
+    ax.set(xscale="log", xlabel="pretraining images", ylabel="test top-1 (%)")
+    ax.legend(fontsize=7)
+    return _save(fig, graphs_dir, name)
+
+
 def feature_pca(feats: dict, classes: list[str], name: str, graphs_dir=None, split: str = "val"):
     """2-D PCA of frozen features coloured by class: pretrained vs random-init encoder."""
     kinds = [k for k in ("pretrained", "random_init") if (k, split) in feats]

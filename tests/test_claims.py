@@ -1,0 +1,116 @@
+"""The claims' verdicts on constructed numbers, and the data-scale runs as the reports define them."""
+import numpy as np
+import pytest
+import torch
+
+from sslnb.data import fraction_rows, load_split
+from sslnb.params import flatten, resolve
+from sslnb.report import claims, load
+from sslnb.stats import Interval
+
+from conftest import ROOT
+
+N = 2000
+
+
+def correct(accuracy: float, seed: int) -> np.ndarray:
+    """N test images, exactly `accuracy` of them right, in a seeded order."""
+    c = np.zeros(N, dtype=bool)
+    c[:round(accuracy * N)] = True
+    return np.random.default_rng(seed).permutation(c)[None]
+
+
+def group(method: str, arch: str, probe: float, finetune: float | None = None, seed: int = 0,
+          epoch_time: float = 10.0) -> dict:
+    c = {"pretrained/probe": correct(probe, seed)}
+    if finetune is not None:
+        c["pretrained/finetune"] = correct(finetune, seed + 100)
+    return {"method": method, "architecture": arch, "model": f"{method} {arch}", "correct": c,
+            "labels": np.zeros(N), "params": resolve(None, {"method": method, "seed": seed}),
+            "mean": {"epoch_time_s": epoch_time, "pretrain_images": 10000}, "ci": {}}
+
+
+def test_verdict_reads_the_interval():
+    assert claims.verdict(Interval(5.0, 2.0, 8.0)) == claims.SUPPORTED
+    assert claims.verdict(Interval(-5.0, -8.0, -2.0)) == claims.CONTRADICTED
+    assert claims.verdict(Interval(1.0, -1.0, 3.0)) == claims.NO_DIFFERENCE
+    assert claims.verdict(Interval(-5.0, -8.0, -2.0), claimed_sign=-1) == claims.SUPPORTED
+    assert claims.combine([claims.SUPPORTED, claims.SUPPORTED]) == claims.SUPPORTED
+    assert claims.combine([claims.SUPPORTED, claims.NO_DIFFERENCE]) == claims.MIXED
+    assert claims.combine([]) == claims.NOT_TESTED
+
+
+@pytest.mark.parametrize("simclr, mae, want", [
+    (0.60, 0.45, claims.SUPPORTED), (0.40, 0.55, claims.CONTRADICTED),
+    (0.50, 0.50, claims.NO_DIFFERENCE)])
+def test_probe_claim_on_the_same_encoder(simclr, mae, want):
+    groups = [group("mae", "ViT", mae, seed=1), group("simclr", "ViT", simclr, seed=2)]
+    r = claims.probe_claim(groups)
+    assert r["verdict"] == want and not r["confounded"]
+    assert len(r["lines"]) == 1
+
+
+def test_probe_claim_prefers_the_same_encoder_over_the_confounded_pair():
+    """SimCLR on a ResNet far ahead, but on the shared ViT MAE is ahead: contradicted."""
+    groups = [group("mae", "ViT", 0.50, seed=1), group("simclr", "ViT", 0.35, seed=2),
+              group("simclr", "ResNet", 0.80, seed=3)]
+    assert claims.probe_claim(groups)["verdict"] == claims.CONTRADICTED
+    alone = claims.probe_claim([groups[0], groups[2]])
+    assert alone["verdict"] == claims.SUPPORTED and alone["confounded"]
+
+
+@pytest.mark.parametrize("mae_ft, sim_ft, want", [
+    (0.70, 0.52, claims.SUPPORTED),      # MAE +20, SimCLR +2
+    (0.52, 0.70, claims.CONTRADICTED),   # MAE +2, SimCLR +20
+    (0.60, 0.60, claims.NO_DIFFERENCE)])  # both +10
+def test_finetune_claim_is_a_difference_of_gains(mae_ft, sim_ft, want):
+    groups = [group("mae", "ViT", 0.50, mae_ft, seed=1), group("simclr", "ViT", 0.50, sim_ft, seed=2)]
+    assert claims.finetune_claim(groups)["verdict"] == want
+
+
+def test_efficiency_trade_off():
+    """MAE cheaper per epoch and SimCLR more accurate: a trade-off (supported); MAE cheaper and
+    more accurate: no trade-off (contradicted)."""
+    trade = [group("mae", "ViT", 0.40, seed=1, epoch_time=5),
+             group("simclr", "ViT", 0.60, seed=2, epoch_time=20)]
+    assert claims.efficiency_claim(trade)["verdict"] == claims.SUPPORTED
+    dominated = [group("mae", "ViT", 0.60, seed=1, epoch_time=5),
+                 group("simclr", "ViT", 0.40, seed=2, epoch_time=20)]
+    assert claims.efficiency_claim(dominated)["verdict"] == claims.CONTRADICTED
+
+
+def test_untested_claims_say_so():
+    results = claims.evaluate_claims([group("mae", "ViT", 0.5)])
+    assert [r["verdict"] for r in results] == [claims.NOT_TESTED] * 4
+    assert not claims.any_tested(results)
+
+
+@pytest.mark.parametrize("report", ["claims", "imagenet100_claims"])
+def test_data_scale_runs_differ_only_in_the_pretraining_set(report):
+    spec = load(ROOT / "params" / "report" / f"{report}.yaml")
+    params = [resolve(r["params"], r["set"]) for r in spec["runs"]]
+    groups = [{"params": p, "mean": {"pretrain_images": i}} for i, p in enumerate(params)]
+    found = claims.sweeps(groups)
+    assert len(found) == 2  # one per method swept
+    for sweep in found:
+        flat = [flatten(g["params"]) for g in sweep]
+        for f in flat[1:]:
+            differing = {k for k in f if f[k] != flat[0][k]}
+            assert differing and differing <= {"name", "data.pretrain_fraction",
+                                               "data.pretrain_classes", "eval.finetune_epochs",
+                                               "eval.finetune_blocks", "eval.finetune_max_train"}
+            assert differing & {"data.pretrain_fraction", "data.pretrain_classes"}
+    # and the other runs are not mistaken for a sweep
+    assert sum(len(s) for s in found) == 6
+
+
+def test_a_pretraining_fraction_is_a_stratified_nested_subset():
+    labels = torch.arange(10).repeat_interleave(100)
+    quarter, half = fraction_rows(labels, 0.25, 0), fraction_rows(labels, 0.5, 0)
+    assert set(quarter.tolist()) < set(half.tolist())
+    assert torch.bincount(labels[quarter]).tolist() == [25] * 10
+    assert torch.equal(quarter, fraction_rows(labels, 0.25, 0))
+    assert not torch.equal(quarter, fraction_rows(labels, 0.25, 1))
+    p = resolve(None, {"data.num_train": 200, "data.pretrain_fraction": 0.5})
+    pre, train = load_split(p["data"], "pretrain"), load_split(p["data"], "train")
+    assert len(pre) == 100 and len(train) == 200  # the probe still trains on every image
