@@ -58,15 +58,17 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
               "feature_dim": int(feats[("pretrained", "train")]["features"].shape[1]),
               "test_images": len(test_labels), "inputs": inputs}
     preds: dict[str, list[int]] = {}
+    probes = {}
     for kind in kinds:
         log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                              key="epoch") if kind in KINDS else None)
-        metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e, p["seed"],
+        metrics, kind_preds, probes[kind] = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
+                                                     p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
     if e["finetune_epochs"] > 0:
-        result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds)
+        result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds, probes)
     result["curve"] = curve(run, p, steps, result)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
                                           "predictions": preds}, indent=None)
@@ -74,10 +76,12 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     return result
 
 
-def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> int:
+def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict, probes: dict) -> int:
     """Fine-tune the pretrained encoder and its random-init twin for every `eval.finetune_blocks`
-    (k last blocks, or all): val curves in metrics/, test top-1 in result[kind]['finetune'][k]
-    (and finetune_*_top1 for the most blocks trained), test predictions in `preds`."""
+    (k last blocks, or all), the head starting from each encoder's own linear probe unless
+    eval.finetune_head is `new`: val curves in metrics/, test top-1 in
+    result[kind]['finetune'][k] (and finetune_*_top1 for the most blocks trained), test
+    predictions in `preds`."""
     train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
     test = load_split(p["data"], "test")
     blocks = p["eval"]["finetune_blocks"]
@@ -90,7 +94,9 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
             suffix = "" if k == "all" else f"_k{k}"
             log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}{suffix}.jsonl",
                                 keep_until_step=0, key="epoch")
-            ft = finetune(encoder, p, train, val, dev, k, p["seed"], on_epoch=log.write)
+            probe = probes[kind] if p["eval"]["finetune_head"] == "probe" else None
+            ft = finetune(encoder, p, train, val, dev, k, p["seed"], on_epoch=log.write,
+                          probe=probe)
             pred = predictions(ft["model"], test, ft["normalize"], dev)
             numbers = {"val_top1": ft["val_top1"], "test_top1": accuracy(pred, test.labels)}
             result[kind]["finetune"][str(k)] = numbers
@@ -104,8 +110,8 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
 
 def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classes: int, dev,
              on_epoch=None) -> tuple[dict, dict]:
-    """Linear probe and kNN of one encoder's features: (metrics, test predictions). Without val
-    features (a snapshot), no val numbers."""
+    """Linear probe and kNN of one encoder's features: (metrics, test predictions, the trained
+    probe). Without val features (a snapshot), no val numbers."""
     probe = linear_probe(tr["features"], tr["labels"], va["features"] if va else None,
                          va["labels"] if va else None, num_classes=num_classes, seed=seed,
                          device=dev, on_epoch=on_epoch, **probe_settings(e))
@@ -120,7 +126,8 @@ def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classe
     if va:
         metrics.update({"probe_val_top1": final["val_top1"], "probe_val_top5": final["val_top5"],
                         "knn_val_top1": accuracy(knn["val"], va["labels"])})
-    return metrics, {"probe": predict(probe["model"], test_x).tolist(), "knn": knn["test"].tolist()}
+    return metrics, {"probe": predict(probe["model"], test_x).tolist(),
+                     "knn": knn["test"].tolist()}, probe["model"]
 
 
 def curve_steps(run: Path) -> dict:

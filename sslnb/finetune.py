@@ -76,15 +76,31 @@ def lr_groups(net: nn.Module, weight_decay: float, layer_decay: float) -> list[d
     return [groups[k] for k in sorted(groups)]
 
 
+@torch.no_grad()
+def probe_head(probe: nn.Module, head: nn.Linear) -> nn.Linear:
+    """Copy a trained linear probe (BatchNorm without affine, then Linear: probe.linear_classifier)
+    into `head`, the BatchNorm folded in: head(f) = probe(f) for every feature f."""
+    bn, linear = probe[0], probe[1]
+    scale = (bn.running_var + bn.eps).rsqrt()
+    head.weight.copy_(linear.weight * scale)
+    head.bias.copy_(linear.bias - (linear.weight * scale) @ bn.running_mean)
+    return head
+
+
 def finetune(encoder: nn.Module, p: dict, train: ImageSet, val: ImageSet, device: torch.device,
-             blocks: int | str = "all", seed: int = 0, on_epoch=None) -> dict:
+             blocks: int | str = "all", seed: int = 0, on_epoch=None,
+             probe: nn.Module | None = None) -> dict:
     """Fine-tune a copy of `encoder` (its weights are not touched) on `train`; val top-1 after
-    every epoch. Returns the history, the final val top-1, the model and its input normalisation."""
+    every epoch. With `probe` (the encoder's trained linear probe) the head starts as the probe
+    (eval.finetune_head: probe): fine-tuning starts where the probe ended. Returns the history, the
+    final val top-1, the model and its input normalisation."""
     e = p["eval"]
     vit = encoders.family(p["model"]["encoder"]) == "vit"
     torch.manual_seed(seed)
     net = encoders.classifier(encoder, p, len(train.classes),
                               e["finetune_drop_path"] if vit else 0.0)
+    if probe is not None:
+        probe_head(probe.cpu(), net.head if vit else net.fc)
     net = freeze(net, blocks).to(device)
     train = train.stratified(e["finetune_max_train"], seed)  # every class, not the first few
     bs = min(e["finetune_batch_size"], len(train))

@@ -33,6 +33,7 @@ CHOICES = {
     "model.feature_pool": ("cls", "mean"),
     "train.optimizer": ("adamw", "lars", "sgd"),
     "eval.probe_optimizer": ("lars", "sgd"),
+    "eval.finetune_head": ("probe", "new"),
 }
 # (low, high, inclusive?) ; None = unbounded on that side; inclusive may name the brackets, "(]"
 RANGES = {

@@ -110,3 +110,18 @@ def test_the_finetuned_network_starts_from_the_exported_feature():
             net.fc = torch.nn.Identity()
         feat = net(x)
         assert torch.allclose(feat, model.features(x), atol=1e-5), overrides
+
+
+def test_the_probe_folds_into_the_head_exactly():
+    """LP-FT starts fine-tuning from the trained probe: BatchNorm (no affine) + Linear folded into
+    one Linear gives the probe's logits."""
+    from sslnb.finetune import probe_head
+    from sslnb.probe import linear_classifier
+    probe = linear_classifier(16, 5)
+    probe[0].running_mean.uniform_(-2, 2)
+    probe[0].running_var.uniform_(0.1, 3)
+    torch.nn.init.normal_(probe[1].weight)
+    probe.eval()
+    head = probe_head(probe, torch.nn.Linear(16, 5))
+    f = torch.randn(8, 16)
+    assert torch.allclose(head(f), probe(f), atol=1e-5)

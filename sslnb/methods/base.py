@@ -13,6 +13,7 @@ from ..errors import ParamsError
 class Method:
     name = ""                  # the params' `method` value
     title = ""                 # how a reader names it: "MAE", "SimCLR"
+    objective = ""             # what kind of objective: "masked image modelling", "contrastive"
     defaults: dict = {}        # what the method changes in defaults.yaml (its papers' recipe)
     own_params: tuple = ()     # keys that only this method reads (hidden for the others);
                                # the encoder family's keys are in encoders.FAMILY_PARAMS

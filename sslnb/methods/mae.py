@@ -147,6 +147,7 @@ class MAE(nn.Module):
 
 class MAEMethod(Method):
     name, title, showcase_name = "mae", "MAE", "mae_reconstructions"
+    objective = "masked image modelling"
     defaults: dict = {}
     own_params = ("mae.",)
 

@@ -61,6 +61,7 @@ class SimCLR(nn.Module):
 
 class SimCLRMethod(Method):
     name, title, showcase_name = "simclr", "SimCLR", "simclr_views"
+    objective = "contrastive"
     defaults = {
         "model": {"encoder": "resnet18", "stem": "imagenet"},
         "augment": {"crop_scale": [0.08, 1.0], "jitter_p": 0.8, "gray_p": 0.2},

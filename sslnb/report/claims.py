@@ -26,6 +26,8 @@ CLAIMS = {
     "efficiency": ("Efficiency vs. accuracy trade-offs: MAE trains faster per epoch (about 3-4.5 "
                    "minutes) than SimCLR (about 12), SimCLR probes better."),
 }
+SHORT = {"probe": "SimCLR probes better", "finetune": "MAE gains more from fine-tuning",
+         "data": "more data, better features", "efficiency": "the efficiency trade-off"}
 FULL_SCALE = {
     "probe": ("At ImageNet scale and long schedules MAE's features become more linearly "
               "separable (68% on ImageNet-1k for ViT-B after 1600 epochs), and with the same "
@@ -97,8 +99,14 @@ def _encoder_key(g: dict) -> str:
     return g["architecture"]
 
 
+# The study's claims name its two methods by what they are: MAE a masked-image model, SimCLR a
+# contrastive one (each method file says which: Method.objective).
+MASKED, CONTRASTIVE = "masked image modelling", "contrastive"
+
+
 def _by_method_and_encoder(groups: list[dict]) -> dict[tuple, dict]:
-    return {(g["method"], _encoder_key(g)): g for g in main_groups(groups)}
+    """{(objective, encoder): group} of the main groups."""
+    return {(methods.get(g["method"]).objective, _encoder_key(g)): g for g in main_groups(groups)}
 
 
 # The four tests ------------------------------------------------------------------------------
@@ -120,10 +128,10 @@ def probe_claim(groups: list[dict]) -> dict:
     table = _by_method_and_encoder(groups)
     same, across = [], []
     for (m, enc), mae in table.items():
-        if m != "mae":
+        if m != MASKED:
             continue
         for (m2, enc2), sim in table.items():
-            if m2 != "simclr":
+            if m2 != CONTRASTIVE:
                 continue
             d = _diff(sim, mae, "pretrained/probe")
             if d is not None:
@@ -132,7 +140,7 @@ def probe_claim(groups: list[dict]) -> dict:
     lines = [_line(t, d) for t, d in same] + [_line(t, d) + " (objective and encoder both differ)"
                                               for t, d in across]
     return {"verdict": combine([verdict(d) for _, d in decide]), "lines": lines,
-            "confounded": not same and bool(across), "evidence": "Table 1"}
+            "confounded": not same and bool(across), "evidence": [("Table", "objective")]}
 
 
 def finetune_gain(g: dict) -> str | None:
@@ -151,8 +159,8 @@ def finetune_claim(groups: list[dict]) -> dict:
             gain = contrast_interval([(1.0, c["pretrained/finetune"]), (-1.0, c["pretrained/probe"])])
             lines.append(_line(f"{g['model']}: fine-tuned - linear probe", gain))
     for (m, enc), mae in table.items():
-        sim = table.get(("simclr", enc))
-        if m != "mae" or sim is None or not (finetune_gain(mae) and finetune_gain(sim)):
+        sim = table.get((CONTRASTIVE, enc))
+        if m != MASKED or sim is None or not (finetune_gain(mae) and finetune_gain(sim)):
             continue
         a, b = mae["correct"], sim["correct"]
         d = contrast_interval([(1.0, a["pretrained/finetune"]), (-1.0, a["pretrained/probe"]),
@@ -160,7 +168,7 @@ def finetune_claim(groups: list[dict]) -> dict:
         decide.append(d)
         lines.append(_line(f"MAE's gain - SimCLR's gain on {enc}", d))
     return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": "Figure 1"}
+            "evidence": [("Figure", "partial")]}
 
 
 def data_claim(groups: list[dict]) -> dict:
@@ -175,7 +183,7 @@ def data_claim(groups: list[dict]) -> dict:
         lines.append(_line(f"{large['model']}: {large['mean']['pretrain_images']:,.0f} vs "
                            f"{small['mean']['pretrain_images']:,.0f} pretraining images", d))
     return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": "Figure 2"}
+            "evidence": [("Figure", "data")]}
 
 
 def efficiency_claim(groups: list[dict]) -> dict:
@@ -184,10 +192,10 @@ def efficiency_claim(groups: list[dict]) -> dict:
     table = _by_method_and_encoder(groups)
     lines, decide = [], []
     for (m, enc), mae in table.items():
-        if m != "mae":
+        if m != MASKED:
             continue
         for (m2, enc2), sim in table.items():
-            if m2 != "simclr":
+            if m2 != CONTRASTIVE:
                 continue
             d = _diff(sim, mae, "pretrained/probe")
             if d is None:
@@ -203,7 +211,7 @@ def efficiency_claim(groups: list[dict]) -> dict:
                                f"{cheap['mean']['epoch_time_s']:.0f} s); its probe accuracy minus "
                                f"the cheaper one's", signed))
     return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": "Table 2 and Figure 3"}
+            "evidence": [("Table", "efficiency")]}
 
 
 def evaluate_claims(groups: list[dict]) -> list[dict]:
@@ -211,7 +219,8 @@ def evaluate_claims(groups: list[dict]) -> list[dict]:
     for key, test in (("probe", probe_claim), ("finetune", finetune_claim), ("data", data_claim),
                       ("efficiency", efficiency_claim)):
         r = test(groups)
-        out.append({"claim": key, "quote": CLAIMS[key], "full_scale": FULL_SCALE[key], **r})
+        out.append({"claim": key, "quote": CLAIMS[key], "short": SHORT[key],
+                    "full_scale": FULL_SCALE[key], **r})
     return out
 
 
@@ -222,7 +231,8 @@ def objective_by_encoder(groups: list[dict]):
     encoders_ = sorted({enc for _, enc in table})
     rows = []
     for m in sorted({m for m, _ in table}):
-        row = {"Objective": methods.get(m).title}
+        title = next(g for (k, _), g in table.items() if k == m)["method"]
+        row = {"Objective": methods.get(title).title}
         for enc in encoders_:
             g = table.get((m, enc))
             ci = g["ci"].get("test_top1") if g else None
@@ -232,18 +242,24 @@ def objective_by_encoder(groups: list[dict]):
 
 
 def efficiency_rows(groups: list[dict]) -> list[dict]:
-    """Table 2: the cost of each pretraining and the accuracy it bought."""
+    """Table 2: the cost of each pretraining and the accuracy it bought (compute in the unit that
+    makes the largest run at least 1: TFLOP, PFLOP or EFLOP)."""
+    main = main_groups(groups)
+    largest = max(g["mean"]["train_flops"] for g in main)
+    scale, unit = next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"))
+                        if largest >= s), (1e12, "TFLOP"))
     rows = []
-    for g in main_groups(groups):
+    for g in main:
         mean = g["mean"]
         gain = mean["test_top1"] - mean["random_test_top1"]
-        pflop = mean["train_flops"] / 1e15
+        compute = mean["train_flops"] / scale
         rows.append({"Model": g["model"], "Time/epoch (s)": round(mean["epoch_time_s"]),
                      "Images/s": round(mean["images_per_s"]),
                      "Training GFLOP/image": round(mean["train_flops_per_image"] / 1e9, 2),
-                     "Pretraining PFLOP": round(pflop, 2),
+                     f"Pretraining {unit}": round(compute, 2),
                      "Probe (%)": round(mean["test_top1"], 1),
-                     "Points over random init per PFLOP": round(gain / pflop, 1) if pflop else None})
+                     f"Points over random init per {unit}":
+                         round(gain / compute, 2) if compute else "n/a"})
     return rows
 
 
@@ -265,18 +281,21 @@ def full_scale_flops(params_files: list) -> list[str]:
     return out
 
 
-def markdown(results: list[dict], extra: dict | None = None) -> str:
-    """The Claims section's text: each claim quoted, its verdict, the comparisons behind it."""
+def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
+    """The Claims section's text: each claim quoted, its verdict, the comparisons behind it.
+    ref(kind, key) numbers the evidence (report.paper.Paper.ref)."""
     parts = []
+    ref = ref or (lambda kind, key: f"the {key} {kind.lower()}")
     for i, r in enumerate(results, 1):
         full = r["full_scale"] + (f" {extra[r['claim']]}" if extra and r["claim"] in extra else "")
         body = "\n".join(f"  - {line}" for line in r["lines"]) or \
             "  - This report has no runs that decide it."
         note = (" The report has no SimCLR and MAE run on the same encoder: objective and "
                 "architecture are confounded." if r.get("confounded") else "")
-        parts.append(f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}** "
-                     f"(decided by {r['evidence']}).{note}\n\n{body}\n\n"
-                     f"*At full scale:* {full}")
+        decided = (f" (decided by {' and '.join(ref(k, key) for k, key in r['evidence'])})"
+                   if r["verdict"] != NOT_TESTED else "")
+        parts.append(f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}**"
+                     f"{decided}.{note}\n\n{body}\n\n*At full scale:* {full}")
     return "\n\n".join(parts)
 
 
@@ -287,12 +306,12 @@ INTRO = ("The study closes with four observations. Each is tested here on this r
          "no runs that decide it).")
 
 
-def section(results: list[dict]) -> str:
+def section(results: list[dict], ref=None) -> str:
     """The Claims section's markdown, with the FLOPs of the full-scale configurations."""
     from ..params import ROOT_PARAMS
     flops = full_scale_flops(sorted(ROOT_PARAMS.glob("imagenet100/*.yaml")))
     return "## Claims\n\n" + INTRO + "\n\n" + markdown(
-        results, {"efficiency": "; ".join(flops) + "." if flops else ""})
+        results, {"efficiency": "; ".join(flops) + "." if flops else ""}, ref)
 
 
 def any_tested(results: list[dict]) -> bool:
