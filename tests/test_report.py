@@ -4,6 +4,7 @@ and temporary folders, so the committed report is never touched."""
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -69,9 +70,10 @@ def test_html_table_equals_the_metrics_files(tiny_report):
     parser = Tables()
     parser.feed(html)
     tables = [t for t in parser.tables if t and "Model" in t[0]]
-    study = next(t for t in tables if "Val acc (%)" in t[0])
+    study = next(t for t in tables if "Val acc (%)" in t[0] and "95% CI" in t[0])
     more = next(t for t in tables if "kNN (%)" in t[0])
-    assert [r[0] for r in study[1:]] == ["MAE", "SimCLR", "SimCLR", "MAE"]
+    assert [r[0] for r in study[1:]] == ["MAE ViT-Ti/4", "SimCLR ResNet-18", "SimCLR ViT-Ti/4",
+                                         "MAE ViT-Ti/4, 126 pretraining images"]
     logs = tiny_report / "logs"
     for row, more_row, name in zip(study[1:], more[1:], ("mae_vit_tiny", "simclr_resnet18")):
         cells, more_cells = dict(zip(study[0], row)), dict(zip(more[0], more_row))
@@ -119,8 +121,9 @@ def test_html_table_equals_the_metrics_files(tiny_report):
 
 
 def html_text(page: str) -> str:
+    """What a reader sees of the page: tags, stylesheets and scripts removed."""
     import html as html_module
-    import re
+    page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)
     return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page)))
 
 
@@ -220,3 +223,134 @@ def test_force_replaces_a_finished_run(tiny_report, monkeypatch):
                      {"params_file": run["params"], "overrides": run["set"], "force": True,
                       "graphs_dir": str(tiny_report / "graphs")}, kernel_name())
     assert ckpt.stat().st_mtime_ns > before
+
+
+# ---------------------------------------------------------------- the report as a paper
+SECTIONS = ["Abstract", "Contents", "Results", "Claims", "Figures", "Methods", "Limitations",
+            "Appendix"]
+A4_TEXT_WIDTH_PX = round((210 - 2 * 14) / 25.4 * 96)  # report.css: A4, 14 mm side margins
+
+
+def browser_page(pw, **kw):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where it can)")
+    browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    return browser, browser.new_page(**kw)
+
+
+def pdf_pages(path: Path) -> list[tuple[tuple[float, float], str]]:
+    import pypdfium2 as pdfium
+    pdf = pdfium.PdfDocument(str(path))
+    pages = [(tuple(p.get_size()), p.get_textpage().get_text_range()) for p in pdf]
+    pdf.close()
+    return pages
+
+
+def test_pdf_has_the_sections_in_order_and_page_numbers(tiny_report):
+    pdf = tiny_report / "report" / "report.pdf"
+    if not pdf.is_file():
+        pytest.skip("no PDF: Debian's chromium is not installed")
+    pages = pdf_pages(pdf)
+    for i, (size, text) in enumerate(pages, 1):
+        assert size[0] == pytest.approx(595.3, abs=2) and size[1] == pytest.approx(841.9, abs=2)
+        assert f"Page {i} of {len(pages)}" in text, (i, text[-200:])
+    text = " ".join(t for _, t in pages)
+    contents = text.find("Contents")
+    # After the table of contents (which lists them), each section's own heading, in order.
+    at = [text.find("Abstract"), contents] + [text.find(s, text.find(s, contents) + 1)
+                                              for s in SECTIONS[2:]]
+    assert all(a >= 0 for a in at) and at == sorted(at), dict(zip(SECTIONS, at))
+
+
+def test_nothing_in_the_print_layout_is_wider_than_the_page(tiny_report):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, viewport={"width": A4_TEXT_WIDTH_PX, "height": 1100})
+        page.emulate_media(media="print")
+        page.goto((tiny_report / "report" / "report.html").as_uri(), wait_until="load")
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        wide = page.evaluate("""w => [...document.querySelectorAll(
+            'table, img, figure, pre, p, li, h1, h2, h3, nav')]
+            .map(e => [e.tagName, e.getBoundingClientRect().left, e.getBoundingClientRect().right,
+                       (e.textContent || e.getAttribute('alt') || '').slice(0, 60)])
+            .filter(([t, l, r]) => r > w + 1 || l < -1)""", A4_TEXT_WIDTH_PX)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        browser.close()
+    assert wide == [] and scroll <= A4_TEXT_WIDTH_PX, (wide[:5], scroll)
+
+
+def test_phone_width_text_does_not_overflow_and_dark_mode_is_dark(tiny_report):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, viewport={"width": 400, "height": 800})
+        page.emulate_media(media="screen", color_scheme="dark")
+        page.goto((tiny_report / "report" / "report.html").as_uri(), wait_until="load")
+        overflow = page.evaluate("""() => [...document.querySelectorAll(
+            'p, li, h1, h2, h3, figcaption, summary, nav')]
+            .filter(e => e.getBoundingClientRect().right > 401)
+            .map(e => e.textContent.slice(0, 60))""")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        colours = page.evaluate("""() => [getComputedStyle(document.body).backgroundColor,
+                                          getComputedStyle(document.querySelector('p')).color]""")
+        browser.close()
+    assert overflow == [] and scroll <= 400, (overflow[:5], scroll)  # wide tables scroll inside
+
+    def luminance(css):
+        r, g, b = [int(x) for x in re.findall(r"\d+", css)[:3]]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    assert luminance(colours[0]) < 60 and luminance(colours[1]) > 180, colours
+
+
+def test_every_figure_is_numbered_and_the_contents_resolve(tiny_report):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw)
+        page.goto((tiny_report / "report" / "report.html").as_uri(), wait_until="load")
+        loose = page.evaluate("[...document.querySelectorAll('img')]"
+                              ".filter(i => !i.closest('figure.sslnb-figure')).length")
+        captions = page.evaluate("[...document.querySelectorAll('figure > figcaption')]"
+                                 ".map(c => c.textContent)")
+        links = page.evaluate("""[...document.querySelectorAll('nav.toc a')].map(a =>
+            [a.getAttribute('href'), !!document.getElementById(a.getAttribute('href').slice(1))])""")
+        browser.close()
+    assert loose == 0
+    numbers = {}
+    for c in captions:
+        found = re.match(r"(Figure|Table) (A?)(\d+)\. \S", c)
+        assert found, c
+        numbers.setdefault((found[1], found[2]), []).append(int(found[3]))
+    for kind, seen in numbers.items():
+        assert seen == list(range(1, len(seen) + 1)), (kind, seen)  # in order, none twice
+    assert ("Figure", "") in numbers and ("Table", "") in numbers
+    assert [h for h, _ in links] and all(ok for _, ok in links), links
+    assert [h for h, _ in links][:2] == ["#Results", "#Claims"]
+
+
+def test_abstract_is_generated_from_the_results_file(tiny_report):
+    from sslnb.report import paper
+    html = html_text((tiny_report / "report" / "report.html").read_text())
+    results = json.loads((tiny_report / "report" / "results.json").read_text())
+    abstract = paper.abstract(results)
+    assert f"Abstract. {abstract.replace('`', '')}" in html  # `code` renders without backticks
+    for c in results["configurations"]:
+        if not c["sweep_smaller"]:
+            ci = c["ci"]["test_top1"]
+            assert f"{c['model']} reaches {ci['value']:.1f}% (95% CI {ci['low']:.1f} to " \
+                   f"{ci['high']:.1f})" in abstract
+
+
+def test_nothing_a_reader_should_not_see(tiny_report):
+    text = html_text((tiny_report / "report" / "report.html").read_text())
+    pdf = tiny_report / "report" / "report.pdf"
+    if pdf.is_file():
+        text += " ".join(t for _, t in pdf_pages(pdf))
+    for bad in ("Traceback", "reusing finished run", "issue #", "Warning", "1 epochs"):
+        assert bad not in text, bad
+    for word in ("None", "nan", "NaN"):
+        assert not re.search(rf"\b{word}\b", text), word
+
+
+def test_the_committed_demo_report_fits_twelve_pages():
+    pages = pdf_pages(ROOT / "report" / "report.pdf")
+    assert len(pages) <= 12, len(pages)

@@ -24,12 +24,10 @@ import re
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import yaml
 
-from .. import methods
 from ..errors import ParamsError, SslnbError
 from ..params import read_text, resolve, yaml_error
 from ..runs import run_dir_of
@@ -178,8 +176,12 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
         else:
             os.environ["SSLNB_PROGRESS"] = previous
     html = assemble(spec, compare_out, executed, staging / "report.html")
-    if pdf:
-        print_pdf(html, staging / "report.pdf")
+    if pdf:  # printed with the appendix open, where the HTML keeps it collapsed
+        printable = staging / ".print.html"
+        printable.write_text(html.read_text(encoding="utf-8").replace(
+            '<details class="appendix"', '<details open class="appendix"'), encoding="utf-8")
+        print_pdf(printable, staging / "report.pdf")
+        printable.unlink()
     _replace(staging, report_dir)
     return report_dir / "report.html"
 
@@ -204,20 +206,19 @@ def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kerne
 
 
 def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
-    """One notebook: the comparison (summary, table, setup, figures, observations, limitations)
-    then one section per run; exported to HTML with code hidden and images embedded."""
+    """The comparison notebook as one self-contained HTML page: code, prompts and every stream
+    output (progress, warnings, the runs' chatter) left out, figures embedded, a table of
+    contents, and the report stylesheet (screen, print, dark mode). The per-run notebooks stay in
+    report/executed/."""
     import nbformat
     from nbconvert import HTMLExporter
     merged = nbformat.read(compare_nb, as_version=4)
-    for run, path in executed:
-        nb = nbformat.read(path, as_version=4)
-        if path.name.startswith("01_"):
-            merged.cells.append(nbformat.v4.new_markdown_cell(
-                f"# Method: {run['name']} ({methods.get(run['method']).title})"))
-        for c in nb.cells:
-            if "injected-parameters" not in c.get("metadata", {}).get("tags", []):
-                c["id"] = uuid.uuid4().hex[:8]  # ids repeat across notebooks of the same source
-                merged.cells.append(c)
+    merged.cells = [c for c in merged.cells
+                    if "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+                    and "parameters" not in c.get("metadata", {}).get("tags", [])]
+    for c in merged.cells:
+        if c.cell_type == "code":
+            c.outputs = [o for o in c.outputs if o.get("output_type") != "stream"]
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True, mathjax_url="",
                             require_js_url="", jquery_url="", mermaid_js_url="",
@@ -225,8 +226,43 @@ def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
     exporter.exclude_anchor_links = True
     body, _ = exporter.from_notebook_node(merged, resources={"metadata": {"name": spec["title"]}})
     body = re.sub(r'<script[^>]*\ssrc=""[^>]*>\s*</script>', "", body)  # no CDN, no empty fetch
-    out.write_text(body, encoding="utf-8")
+    body = body.replace("</head>", f"<style>{STYLE.read_text()}</style>\n</head>", 1)
+    out.write_text(with_contents(body), encoding="utf-8")
     return out
+
+
+STYLE = Path(__file__).with_name("report.css")
+
+
+def with_contents(page: str) -> str:
+    """Ids on the second-level headings, and a table of contents of them placed before the
+    first (after the title and abstract)."""
+    used: set[str] = set()
+
+    def add_id(m):
+        attrs, text = m.group(1), m.group(2)
+        found = re.search(r'\sid="([^"]+)"', attrs)
+        ident = found.group(1) if found else (
+            re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r"<[^>]+>", "", text)).strip("-") or "section")
+        while ident in used:
+            ident += "-2"
+        used.add(ident)
+        if not found:
+            attrs += f' id="{ident}"'
+        return f"<h2{attrs}>{text}</h2>"
+
+    page = re.sub(r"<h2([^>]*)>(.*?)</h2>", add_id, page, flags=re.S)
+    heads = re.findall(r'<h2[^>]*\sid="([^"]+)"[^>]*>(.*?)</h2>', page, flags=re.S)
+    if not heads:
+        return page
+    items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t).strip()}</a></li>'
+                    for i, t in heads)
+    nav = (f'<nav class="toc" aria-label="Contents"><p class="toc-title">Contents</p>'
+           f"<ol>{items}</ol></nav>")
+    first_heading = page.index(f'id="{heads[0][0]}"')
+    cell = page.rfind('<div class="jp-Cell', 0, first_heading)  # the cell holding it
+    at = cell if cell >= 0 else page.rfind("<h2", 0, first_heading)
+    return page[:at] + nav + page[at:]
 
 
 def chromium() -> str | None:

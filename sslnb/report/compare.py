@@ -10,7 +10,7 @@ import yaml
 
 from .. import methods
 from ..errors import RunError
-from . import claims
+from . import claims, paper
 from ..stats import RESAMPLES, accuracy_interval, difference_interval, mean_sd
 from ..stats import compare as compare_sentence
 
@@ -40,6 +40,15 @@ def _json(path: Path) -> dict:
     return json.loads(_need(path).read_text())
 
 
+def _params_file(item) -> str:
+    """A report run's params file, relative to the repository where it lies inside it."""
+    if not isinstance(item, dict) or not item.get("params"):
+        return ""
+    path = Path(item["params"]).resolve()
+    root = Path(__file__).resolve().parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def collect(runs: list) -> list[dict]:
     """One flat record per run (a run dir, or a run of a report spec: its 'group' gathers the
     seeds of one configuration), from its params, summary, model sizes, environment and eval.
@@ -59,6 +68,7 @@ def collect(runs: list) -> list[dict]:
         rows.append({
             "run": run.name, "run_dir": str(run),
             "group": item.get("group", run.name) if isinstance(item, dict) else run.name,
+            "params_file": _params_file(item),
             "seed": p["seed"], "model": f"{method.title} {architecture.split(',')[0]}",
             "method": p["method"], "source": p["data"]["source"], "encoder": p["model"]["encoder"],
             "architecture": architecture, "encoder_params_m": m["encoder_params"] / 1e6,
@@ -118,7 +128,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                    and not isinstance(v, bool) and all(m.get(k) is not None for m in members)]
         stats_ = {k: mean_sd([m[k] for m in members]) for k in numeric if k != "seed"}
         out.append({**{k: members[0][k] for k in ("group", "model", "method", "source", "encoder",
-                                                  "architecture", "device")},
+                                                  "architecture", "device", "params_file")},
                     "n": len(members), "seeds": [m["seed"] for m in members],
                     "mean": {k: v[0] for k, v in stats_.items()},
                     "sd": {k: v[1] for k, v in stats_.items()},
@@ -194,12 +204,28 @@ def _ci(g: dict, key: str) -> str:
     return f"{c.low:.1f} to {c.high:.1f}" if c else "not run"
 
 
+# The study's own table (ImageNet-100, 25-class pretraining): its val accuracies and times per
+# epoch as in shared/reference.md; parameters are the encoders' published sizes (without head).
+STUDY_TABLE = [
+    ("MAE ViT-Small", "ViT-S/16", 21.7, "about 3 min", 33.7),
+    ("MAE ViT-Base", "ViT-B/16", 85.8, "about 4.5 min", 34.0),
+    ("SimCLR", "ResNet-50", 23.5, "about 12 min", 45.7),
+]
+
+
+def study_reported():
+    import pandas as pd
+    return pd.DataFrame([{"Model": m, "Architecture": a, "Parameters (M)": f"{p:.1f}",
+                          "Train time/epoch": t, "Val acc (%)": f"{v:.1f}"}
+                         for m, a, p, t, v in STUDY_TABLE]).style.hide(axis="index")
+
+
 def study_table(groups: list[dict]):
     """The study's table (its column names), each accuracy from our test split (the study's
     "Val acc" is its held-out set: Kaggle's val.X, which is our test split on ImageNet-100)."""
     import pandas as pd
     df = pd.DataFrame([{
-        "Model": g["model"].split(" ")[0], "Architecture": g["architecture"],
+        "Model": g["model"], "Architecture": g["architecture"],
         "Parameters (M)": f"{g['mean']['encoder_params_m']:.2f}",
         "Train time/epoch (s)": _cell(g, "epoch_time_s", 0), "Train acc (%)": _cell(g, "train_top1"),
         "Val acc (%)": _cell(g, "test_top1"), "95% CI": _ci(g, "test_top1"),
@@ -233,11 +259,25 @@ def per_seed_table(rows: list[dict]):
     return df.style.hide(axis="index").format(precision=1, na_rep="not run")
 
 
+def headline(d: dict) -> bool:
+    """The differences the Results state in prose: every model against its random-init twin
+    (probe, fine-tuning) and model against model under the probe; the rest (kNN, fine-tuning
+    between models, fine-tuning against the probe) are listed in the appendix."""
+    return (d["kind"] == "vs_random_init" and d["what"] != "under kNN") or (
+        d["kind"] == "model_vs_model" and d["what"] == "under the linear probe")
+
+
+def other_differences(diffs: list[dict]):
+    import pandas as pd
+    return pd.DataFrame([{"Difference": d["sentence"]} for d in diffs if not headline(d)]
+                        ).style.hide(axis="index")
+
+
 def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
     """Sentences derived from the numbers and their intervals: none is typed in."""
-    out = [d["sentence"] for d in diffs if d["kind"] == "vs_random_init"]
-    out += [d["sentence"] for d in diffs if d["kind"] == "model_vs_model"]
-    out += [d["sentence"] for d in diffs if d["kind"] == "finetune_vs_probe"]
+    out = [d["sentence"] for d in diffs if headline(d) and d["kind"] == "vs_random_init"]
+    out += [d["sentence"] for d in diffs if headline(d) and d["kind"] == "model_vs_model"]
+    groups = claims.main_groups(groups)
     for g in groups:
         gap = g["mean"]["train_top1"] - g["mean"]["test_top1"]
         out.append(f"{g['model']}: the probe's train accuracy is {gap:.1f} points above its test "
@@ -246,7 +286,7 @@ def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
             if (g["source"], g["method"], g["encoder"]) == (source, method, encoder):
                 ci = g["ci"]["test_top1"]
                 out.append(f"Published anchor for {g['model']} on {source}: {value:.1f}% "
-                           f"({where}); here {ci.text('%')}, {g['mean']['epochs']:.0f} epochs.")
+                           f"({where}); here {ci.text('%')}, {paper.plural(g['mean']['epochs'], 'epoch')}.")
     if len(groups) >= 2:
         fastest = max(groups, key=lambda g: g["mean"]["images_per_s"])
         out.append(f"Fastest pretraining: {fastest['model']} ({fastest['mean']['images_per_s']:.0f} "
@@ -262,9 +302,17 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     iv = lambda c: {"value": c.value, "low": c.low, "high": c.high, "level": c.level}  # noqa: E731
+    smaller = {id(g) for s in claims.sweeps(groups) for g in s[:-1]}
+    largest = max(groups, key=lambda g: g["mean"]["pretrain_images"])
     doc = {"note": INTERVALS_NOTE.format(resamples=RESAMPLES), "split": "test",
+           "data": {"description": paper.data_description(largest["params"],
+                                                          largest["mean"]["pretrain_images"]),
+                    "test_images": len(groups[0]["labels"]),
+                    "classes": len(np.unique(groups[0]["labels"])),
+                    "device": " and ".join(sorted({g["device"] for g in groups}))},
            "configurations": [{
                "group": g["group"], "model": g["model"], "architecture": g["architecture"],
+               "sweep_smaller": id(g) in smaller,
                "n_seeds": g["n"], "seeds": g["seeds"], "mean": g["mean"], "sd": g["sd"],
                "ci": {k: iv(c) for k, c in g["ci"].items()},
                "curve": [{**{k: v for k, v in pt.items() if k not in ("probe", "knn")},
@@ -272,7 +320,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
                for g in groups],
            "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
                            for d in diffs],
-           "claims": [{k: r[k] for k in ("claim", "quote", "verdict", "lines")}
+           "claims": [{k: r[k] for k in ("claim", "quote", "short", "verdict", "lines")}
                       for r in claims.evaluate_claims(groups)],
            "runs": [{k: v for k, v in r.items() if k not in ("curve", "params")} for r in rows]}
     (results_dir / "results.json").write_text(json.dumps(doc, indent=2))
@@ -291,7 +339,8 @@ STUDY_SPEED = {"vit_small_patch16_224": 180.0, "vit_base_patch16_224": 120.0, "r
 def _step_row(r: dict, source: str) -> dict:
     study = STUDY_SPEED.get(r["encoder"]) if r["image_size"] == 224 else None
     ips = r["images_per_s"]["with_augmentation"]
-    return {"file": source, "device": r["device"], "what": (
+    return {"file": source, "device": r["device"], "encoder": r["encoder"],
+            "image_size": r["image_size"], "what": (
         f"train step {r['encoder']} {r['image_size']}px batch {r['batch_size']} "
         f"({r['precision']}{', compiled' if r.get('compile') else ''})"),
             "images/s": round(ips, 1),
@@ -319,18 +368,19 @@ def performance(bench_dir: Path | str) -> list[dict]:
             rows += [{**_step_row(s, f.name), "device": r["gpu"]} for s in r["steps"]]
         elif kind == "simclr_view_augmentation":
             ips = r["images_per_s"]
-            rows.append({**base, "what": f"SimCLR view augmentation {r['image_size']}px",
+            rows.append({**base, "image_size": r["image_size"], "what": f"SimCLR view augmentation {r['image_size']}px",
                          "images/s": round(ips["batched"], 1),
                          "figure": f"{r['speedup']:.1f}x torchvision.transforms.v2 per sample "
                                    f"({ips['torchvision_v2_per_sample']:.0f}/s)"})
         elif kind == "pretrain_loop_overhead":
             for m, v in r["results"].items():
-                rows.append({**base, "what": f"full loop vs bare step, {m} {v['encoder']}",
+                rows.append({**base, "encoder": v["encoder"],
+                             "what": f"full loop vs bare step, {m} {v['encoder']}",
                              "images/s": round(v["full_loop_images_per_s"], 1),
                              "figure": f"loop overhead {100 * v['overhead']:+.1f}%"})
         elif kind == "data_feeding_224px":
             e = r["epoch_images_per_s"]
-            rows.append({**base, "what": f"feeding 224px from JPEGs, {r['method_augmentation']} "
+            rows.append({**base, "image_size": 224, "what": f"feeding 224px from JPEGs, {r['method_augmentation']} "
                                          f"augmentation, {r['workers']} workers",
                          "images/s": round(e["cache_feed_for_gpu"], 1),
                          "figure": (f"cache feed {r['speedup_gpu_training_feed']}x ImageFolder+PIL "
@@ -340,11 +390,20 @@ def performance(bench_dir: Path | str) -> list[dict]:
     return rows
 
 
-def performance_table(bench_dir: Path | str):
+def performance_table(bench_dir: Path | str, groups: list[dict] | None = None):
+    """The benchmarks of this report's own configurations and hardware: rows whose encoder,
+    image size and device are those of its runs (all rows without groups)."""
     import pandas as pd
     rows = performance(bench_dir)
-    cols = ["device", "what", "images/s", "figure", "study images/s", "x study", "file"]
+    if groups is not None:
+        encoders_ = {g["encoder"] for g in groups}
+        sizes = {g["params"]["data"]["image_size"] for g in groups}
+        devices = {g["device"] for g in groups}
+        rows = [r for r in rows if r.get("encoder", next(iter(encoders_))) in encoders_
+                and r.get("image_size", next(iter(sizes))) in sizes and r["device"] in devices]
+    cols = ["device", "what", "images/s", "figure", "study images/s", "x study"]
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    df = df.dropna(axis=1, how="all")
     return df.style.hide(axis="index").format(precision=1, na_rep="")
 
 
@@ -366,13 +425,16 @@ def limitations(groups: list[dict]) -> list[str]:
                    "chosen on `val` for short schedules; they show the pipeline and the direction "
                    "of effects, not the published numbers. The study's configurations run with "
                    "`make report REPORT=imagenet100 DATA=/path/to/imagenet100` on a GPU.")
-    missing = [g["model"] for g in groups if "finetune_top1" not in g["mean"]]
+    main = claims.main_groups(groups)
+    missing = [g["model"] for g in main if "finetune_top1" not in g["mean"]]
+    tuned = [g for g in main if "finetune_top1" in g["mean"]]
     if missing:
-        out.append(f"Fine-tuning was not run for {', '.join(missing)} (eval.finetune_epochs: 0): "
-                   f"this report does not test whether fine-tuning changes the ranking.")
-    else:
-        e = groups[0]["params"]["eval"]
-        out.append(f"Fine-tuning is short ({e['finetune_epochs']} epochs"
+        out.append(f"Fine-tuning was not run for {paper.listing(missing)} "
+                   f"(eval.finetune_epochs: 0): this report does not test whether fine-tuning "
+                   f"changes their ranking.")
+    if tuned:
+        e = tuned[0]["params"]["eval"]
+        out.append(f"Fine-tuning is short ({paper.plural(e['finetune_epochs'], 'epoch')}"
                    + (f" on {e['finetune_max_train']:,} labelled images" if e["finetune_max_train"]
                       else "") + ", without mixup or cutmix): it says little about how each "
                    "method fine-tunes at a full budget.")
@@ -381,6 +443,8 @@ def limitations(groups: list[dict]) -> list[str]:
                    "epochs, so a larger set also gets more optimizer steps: the data claim's "
                    "comparison does not separate more data from more compute.")
     out.append("Random-init twins use the same architecture and initialisation seed, never trained "
-               "(ResNet BatchNorm statistics at their initial values); the linear probe uses SGD "
-               "rather than LARS because its batches are small (see the README).")
+               "(ResNet BatchNorm statistics at their initial values)" + (
+                   "; the linear probe uses SGD rather than the protocol's LARS because its "
+                   "batches are small (see the README)." if all(
+                       g["params"]["eval"]["probe_optimizer"] == "sgd" for g in groups) else "."))
     return out

@@ -125,3 +125,45 @@ def show_data(run_dir: Path | str) -> None:
     names = ", ".join(f"{c['name']} ({c['id']})" if c["name"] != c["id"] else c["id"]
                       for c in d["classes"])
     _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")
+
+
+def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list[dict], paper,
+                   graphs_dir: Path, bench_dir: Path) -> list[tuple[str, str]]:
+    """The report's appendix as (title, HTML): per-seed results, each run's setup (environment,
+    main parameters, data, pretraining curves), and the benchmarks of its own configurations."""
+    from . import compare
+    parts = [("Per-seed results", paper.table_html(
+        compare.per_seed_table(rows), "per-seed", "Every run's numbers (also in "
+        "results_per_seed.csv beside the report).", appendix=True))]
+    others = compare.other_differences(diffs)
+    if len(others.data):
+        parts.append(("Every other difference", paper.table_html(
+            others, "differences", "The differences the Results do not state in prose, each "
+            "with its paired 95% bootstrap interval.", appendix=True)))
+    bench = compare.performance_table(bench_dir, groups)
+    if len(bench.data):
+        parts.append(("Benchmarks", paper.table_html(
+            bench, "bench", "Benchmarks of this report's configurations on its hardware "
+            "(logs/bench/): training-step images/s with real augmentation, model-FLOP "
+            "utilisation, loop overhead, feeding and augmentation throughput.", appendix=True)))
+    env_keys = ["python", "torch", "torchvision", "timm", "device_name", "git_commit",
+                "code_version"]
+    for r in spec["runs"]:
+        run = Path(r["run_dir"])
+        env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
+        from ..params import resolve
+        setup = _table([(k, _fmt(env[k])) for k in env_keys if k in env], ("environment", ""))
+        setup += _table(params_rows(resolve(r["params"], r["set"])), ("parameter", "value"))
+        curves = graphs_dir / f"pretraining_curves_{r['name']}.png"
+        if curves.is_file():
+            setup += paper.figure_html(curves.read_bytes(), f"curves-{r['name']}",
+                                       f"Pretraining loss, learning rate and images/s per step "
+                                       f"of {r['name']}.", appendix=True)
+        parts.append((f"Run {r['name']} ({_relative(r['params'])})", setup))
+    return parts
+
+
+def _relative(path: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    p = Path(path).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)

@@ -63,17 +63,20 @@ def what_the_method_sees(run: Path | str, graphs_dir=None, n: int = 8):
     return _save(fig, graphs_dir, f"{method.showcase_name}_{run.name}")
 
 
-def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_probe_curves"):
+def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_probe_curves",
+                 labels: list[str] | None = None):
     """Per-epoch linear-probe accuracy and loss (train and val) of every run, pretrained (solid)
-    and random init (dashed), on shared axes: the study's probing graphs."""
+    and random init (dashed), on shared axes: the study's probing graphs. labels: how a reader
+    names each run's model (default: the run's name)."""
     fig, ax = plt.subplots(1, 2, figsize=(12, 4))
     for i, run in enumerate(map(Path, runs)):
+        model = labels[i] if labels else run.name
         for kind, style in (("pretrained", "-"), ("random_init", "--")):
             hist = read_jsonl(run / "metrics" / f"probe_{kind}.jsonl")
             if not hist:
                 continue
             ep = [h["epoch"] for h in hist]
-            label = f"{run.name} ({'SSL' if kind == 'pretrained' else 'random init'})"
+            label = f"{model} ({'pretrained' if kind == 'pretrained' else 'random init'})"
             ax[0].plot(ep, [h["val_top1"] for h in hist], style, color=f"C{i}", label=label + " val")
             ax[0].plot(ep, [h["train_top1"] for h in hist], style, color=f"C{i}", alpha=0.35)
             ax[1].plot(ep, [h["val_loss"] for h in hist], style, color=f"C{i}", label=label + " val")
@@ -109,7 +112,9 @@ def across_pretraining(groups: list[dict], graphs_dir=None,
                                 color=f"C{i}", alpha=alpha, linewidth=0)
             ax.set(xlabel=label)
     axes[0].set(ylabel="test top-1 (%)")
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
+               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) - 1) // 4)))
     device = groups[0]["device"] if groups else ""
     axes[-1].set_title(device, fontsize=8)
     return _save(fig, graphs_dir, name)
@@ -167,8 +172,53 @@ def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
                   label=s[-1]["model"])
         ax.plot(x, [g["mean"]["random_test_top1"] for g in s], "--", color=f"C{i}", alpha=0.5,
                 label=f"{s[-1]['model']}, random init")
-    ax.set(xscale="log", xlabel="pretraining images", ylabel="test top-1 (%)")
+    sizes = [g["mean"]["pretrain_images"] for s in found for g in s]
+    if max(sizes) >= 10 * min(sizes):
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set(xlabel="pretraining images", ylabel="test top-1 (%)")
     ax.legend(fontsize=7)
+    return _save(fig, graphs_dir, name)
+
+
+def finetune_curves(groups: list[dict], name: str = "finetune_curves", graphs_dir=None):
+    """Validation top-1 after each fine-tuning epoch (end to end), pretrained (solid) against
+    random init (dashed), one colour per model (first seed). None without fine-tuning."""
+    from .claims import main_groups
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    drawn = False
+    for i, g in enumerate(main_groups(groups)):
+        run = Path(g["runs"][0]["run_dir"])
+        for kind, style in (("pretrained", "-o"), ("random_init", "--")):
+            recs = read_jsonl(run / "metrics" / f"finetune_{kind}.jsonl")
+            if recs:
+                ax.plot([r["epoch"] for r in recs], [r["val_top1"] for r in recs], style,
+                        color=f"C{i}", markersize=3,
+                        label=f"{g['model']}{', random init' if kind == 'random_init' else ''}")
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(xlabel="fine-tuning epoch", ylabel="val top-1 (%)")
+    ax.legend(fontsize=7)
+    return _save(fig, graphs_dir, name)
+
+
+def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None, n: int = 1000):
+    """The first two principal components of each model's frozen val features (first seed, up
+    to n images, coloured by class): how separable the classes are before any probe."""
+    from ..features import features
+    from .claims import main_groups
+    shown = main_groups(groups)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.2), squeeze=False)
+    for ax, g in zip(axes[0], shown):
+        f = features(g["runs"][0]["run_dir"], "pretrained", "val")
+        x, y = f["features"][:n], f["labels"][:n]
+        x = x - x.mean(0)
+        _, _, v = torch.pca_lowrank(x, q=2, center=False)
+        xy = x @ v[:, :2]
+        ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=4)
+        ax.set(title=g["model"], xticks=[], yticks=[])
     return _save(fig, graphs_dir, name)
 
 

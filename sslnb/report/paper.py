@@ -1,0 +1,199 @@
+"""The report as a short paper: numbered figures and tables with captions, a collapsible appendix,
+and the prose that is generated from the results (abstract, methods).
+
+Every figure and table is one HTML `<figure>` with its caption, so that the print stylesheet can
+keep it on one page and the tests can find every caption. Numbers are given in order of first
+mention, so that a reference written before the figure ("decided by Table 2") and the figure's
+own caption agree.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from .. import encoders, methods
+
+
+class Paper:
+    """Figure and table numbering for one report (the appendix's are A1, A2, ...)."""
+
+    def __init__(self):
+        self.numbers: dict[tuple[str, str], str] = {}
+        self.count = {"Figure": 0, "Table": 0, "Figure A": 0, "Table A": 0}
+
+    def ref(self, kind: str, key: str, appendix: bool = False) -> str:
+        """'Figure 3' for key: the number it got when first mentioned or shown."""
+        label = kind + (" A" if appendix else "")
+        if (label, key) not in self.numbers:
+            self.count[label] += 1
+            self.numbers[(label, key)] = f"{kind} {'A' if appendix else ''}{self.count[label]}"
+        return self.numbers[(label, key)]
+
+    def figure_html(self, image: bytes, key: str, caption: str, appendix: bool = False) -> str:
+        data = base64.b64encode(image).decode()
+        return (f'<figure class="sslnb-figure" id="figure-{html.escape(key)}">'
+                f'<img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                f"<figcaption><b>{self.ref('Figure', key, appendix)}.</b> {caption}</figcaption>"
+                f"</figure>")
+
+    def table_html(self, table, key: str, caption: str, appendix: bool = False) -> str:
+        body = table.to_html() if hasattr(table, "to_html") else str(table)
+        return (f'<figure class="sslnb-table" id="table-{html.escape(key)}">'
+                f"<figcaption><b>{self.ref('Table', key, appendix)}.</b> {caption}</figcaption>"
+                f'<div class="table-scroll">{body}</div></figure>')
+
+    # In a notebook ---------------------------------------------------------------------------
+    def figure(self, fig, key: str, caption: str) -> None:
+        """Show a matplotlib figure (closed afterwards) as a numbered figure."""
+        if fig is None:
+            return
+        _show(self.figure_html(png(fig), key, caption))
+
+    def figure_file(self, path: Path | str, key: str, caption: str) -> None:
+        if Path(path).is_file():
+            _show(self.figure_html(Path(path).read_bytes(), key, caption))
+
+    def table(self, table, key: str, caption: str) -> None:
+        _show(self.table_html(table, key, caption))
+
+    def appendix(self, parts: list[tuple[str, str]]) -> None:
+        """The appendix, collapsed in the browser (the PDF prints it open, last): (title, HTML)."""
+        inner = "".join(f"<h3>{html.escape(t)}</h3>{h}" for t, h in parts)
+        _show(f'<details class="appendix" id="appendix"><summary><h2 id="Appendix">Appendix</h2>'
+              f"<span>per-run setup, parameters, environment, per-seed results, benchmarks"
+              f"</span></summary>{inner}</details>")
+
+
+def png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _show(text: str) -> None:
+    from IPython.display import HTML, display
+    display(HTML(text))
+
+
+def plural(n: float, word: str) -> str:
+    """'1 epoch', '4 epochs', '0.5 epochs'."""
+    return f"{n:g} {word}" + ("" if n == 1 else "s")
+
+
+def listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def data_description(p: dict, pretrain_images: int) -> str:
+    """What the encoders pretrained on, as the abstract says it."""
+    d = p["data"]
+    if d["source"] == "shapes":
+        return (f"{int(pretrain_images):,} generated {d['image_size']}px images of {d['num_classes']} "
+                f"shape classes (the embedded `shapes` data)")
+    return f"{d['source']} at {d['image_size']}px ({int(pretrain_images):,} pretraining images)"
+
+
+def abstract(doc: dict) -> str:
+    """The abstract, from results.json alone (a test recomputes it from the file)."""
+    configs = doc["configurations"]
+    main = [c for c in configs if not c.get("sweep_smaller")]
+    data = doc["data"]
+    seeds = sorted({c["n_seeds"] for c in configs})
+    out = [f"{listing([c['model'] for c in main])} were pretrained without labels on "
+           f"{data['description']} and read out by a linear probe on their frozen features, each "
+           f"next to the same architecture at random initialisation; every accuracy is on "
+           f"{data['test_images']:,} test images that no choice read"
+           + (f", over {listing([str(s) for s in seeds])} seeds" if seeds != [1] else "") + "."]
+    reads = []
+    for c in main:
+        ci, rnd = c["ci"]["test_top1"], c["ci"].get("random_test_top1")
+        reads.append(f"{c['model']} reaches {ci['value']:.1f}% (95% CI {ci['low']:.1f} to "
+                     f"{ci['high']:.1f})" + (f" against {rnd['value']:.1f}% at random init"
+                                             if rnd else ""))
+    out.append(listing(reads) + ".")
+    for d in doc["differences"]:
+        if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe":
+            iv = d["interval"]
+            if iv["low"] > 0 or iv["high"] < 0:
+                ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
+                lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
+                out.append(f"Under the probe {ahead} leads {behind} by {abs(iv['value']):.1f} "
+                           f"points (95% CI {lo:.1f} to {hi:.1f}).")
+            else:
+                out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
+                           f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
+                           f"{iv['high']:+.1f}).")
+    tested = [c for c in doc.get("claims", []) if c["verdict"] != "not tested"]
+    if tested:
+        out.append("Of the study's four claims, " + listing(
+            [f"claim {i} ({c['short']}) is {c['verdict']}" for i, c in
+             enumerate(doc["claims"], 1) if c["verdict"] != "not tested"]) + ".")
+    costs = [f"{c['model']} {c['mean']['epoch_time_s']:.0f} s" for c in main]
+    out.append(f"One pretraining epoch took {listing(costs)} on {data['device']}.")
+    return " ".join(out)
+
+
+def methods_markdown(groups: list[dict]) -> str:
+    """Data and splits, each configuration's recipe, the evaluation protocol, the baselines and
+    the hardware, stated once, from the resolved params."""
+    from .claims import main_groups
+    first = groups[0]["params"]
+    d, e = first["data"], first["eval"]
+    if d["source"] == "shapes":
+        data = (f"The embedded `shapes` dataset: {d['num_classes']} classes of procedurally "
+                f"generated {d['image_size']}x{d['image_size']} images, {d['num_train']:,} for "
+                f"training, {d['num_val']:,} for validation and {d['num_test']:,} for testing, each "
+                f"split generated with its own seed (object size {d['scale'][0]:g}-"
+                f"{d['scale'][1]:g}, shift {d['max_shift']:g}, noise {d['noise']:g}, texture "
+                f"{d['texture']:g}).")
+    else:
+        data = (f"`data.source: {d['source']}` at {d['image_size']}px: `val` holds "
+                f"{d['val_per_class']} images per class carved from the training images (seeded), "
+                f"`test` is the official held-out set (see the README, Datasets).")
+    lines = ["## Methods", "", "**Data and splits.** " + data + " Pretraining reads the "
+             "pretraining images only (no labels); probes, kNN and fine-tuning train on `train`; "
+             "every choice (recipes, learning rates, the demo's data) was made on `val`; every "
+             "number reported is on `test`.", ""]
+    lines += ["**Configurations.** Each row is one pretraining (every parameter is in the run's "
+              "`params.yaml`, listed in the appendix):", ""]
+    lines += ["| Model | Encoder | Params file | Epochs | Batch | Optimizer, base lr | "
+              "Pretraining images |", "|---|---|---|---|---|---|---|"]
+    for g in groups:
+        p, m = g["params"], g["mean"]
+        enc = p["model"]["encoder"] + (" (timm)" if encoders.family(p["model"]["encoder"]) == "vit"
+                                       else " (torchvision)")
+        src = g.get("params_file", "")
+        lines.append(f"| {g['model']} | {enc} | {src} | {p['train']['epochs']} | "
+                     f"{p['train']['batch_size']} | {p['train']['optimizer']}, "
+                     f"{p['train']['base_lr']:g} | {m['pretrain_images']:,.0f} |")
+    lines += ["", f"**Evaluation.** Linear probe: BatchNorm without affine parameters, then a "
+              f"linear layer, on frozen features (the MAE protocol), "
+              f"{plural(e['probe_epochs'], 'epoch')}, "
+              f"{e['probe_optimizer'].upper()} at base lr {e['probe_base_lr']:g} x batch/256 "
+              f"(batch {e['probe_batch_size']}), {plural(e['probe_warmup_epochs'], 'warm-up epoch')}, "
+              f"cosine. kNN: cosine similarity, k = {e['knn_k']}, temperature "
+              f"{e['knn_temperature']:g}."]
+    tuned = [g for g in main_groups(groups) if g["params"]["eval"]["finetune_epochs"] > 0]
+    if tuned:
+        f = tuned[0]["params"]["eval"]
+        lines[-1] += (f" Fine-tuning: the exported encoder as a timm / torchvision classifier, "
+                      f"{plural(f['finetune_epochs'], 'epoch')}"
+                      + (f" on {f['finetune_max_train']:,} labelled images" if
+                         f["finetune_max_train"] else "")
+                      + f", AdamW at base lr {f['finetune_base_lr']:g}, layer-wise lr decay "
+                      f"{f['finetune_layer_decay']:g} and drop path {f['finetune_drop_path']:g} "
+                      f"(ViTs), label smoothing {f['finetune_label_smoothing']:g}; the last "
+                      f"{listing([str(k) for k in f['finetune_blocks']])} blocks (stages) train.")
+    lines += ["", "**Baselines.** Every encoder is read next to its random-init twin: the same "
+              "architecture built with the same seed, never trained (a ResNet's BatchNorm "
+              "statistics at their initial values), through the same probe, kNN and fine-tuning.",
+              "", "**Hardware.** " + listing(sorted({g["device"] for g in groups})) + "."]
+    names = sorted({methods.get(g["method"]).title for g in groups})
+    lines += ["", f"**Objectives.** {listing(names)} as in their papers (MAE: He et al. 2021; "
+              f"SimCLR: Chen et al. 2020); what is faithful and how it is tested is listed in the "
+              f"README, \"Faithful to the papers\"."]
+    return "\n".join(lines)
