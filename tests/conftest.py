@@ -42,3 +42,19 @@ def run_cli_in_process(*args):
 def cli(monkeypatch):
     monkeypatch.chdir(ROOT)
     return run_cli_in_process
+
+
+def assert_loads_without_sslnb(load_snippet: str, images, want, tmp_path: Path) -> None:
+    """Run an export's loading snippet in a fresh Python where importing sslnb fails, on
+    `images`, and check it gives the features `want` (what timm/torchvision users get)."""
+    import torch
+    torch.save(images, tmp_path / "images.pt")
+    torch.save(want, tmp_path / "want.pt")
+    script = ("import sys; sys.modules['sslnb'] = None  # importing sslnb would now fail\n"
+              "import torch\nimages = torch.load('images.pt')\n" + load_snippet +
+              "\nwant = torch.load('want.pt')\n"
+              "assert torch.allclose(features, want, atol=1e-5), (features - want).abs().max()\n"
+              "print('same features')\n")
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "same features" in r.stdout, r.stderr[-2000:]

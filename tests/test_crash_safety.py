@@ -21,7 +21,7 @@ from sslnb.params import checkpoint_interval
 from sslnb.checkpoint import load_checkpoint, load_pretrained
 from sslnb.runs import read_jsonl
 from sslnb.train import checkpoint_due, out_of_memory_error
-from conftest import run_cli
+from conftest import assert_loads_without_sslnb, run_cli
 from test_cli import assert_one_paragraph_error
 
 TINY_MAE = {"method": "mae", "model": {"depth": 2, "patch_size": 4},
@@ -283,13 +283,4 @@ def test_export_loads_into_timm_or_torchvision_without_sslnb(two_runs, tmp_path,
     info = json.loads(out.with_name(out.name + ".json").read_text())
     model, p = load_pretrained(run)
     images = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    torch.save(images, tmp_path / "images.pt")
-    torch.save(model.features(images).detach(), tmp_path / "want.pt")
-    script = ("import sys; sys.modules['sslnb'] = None  # importing sslnb would now fail\n"
-              "import torch\nimages = torch.load('images.pt')\n" + info["load"] +
-              "\nwant = torch.load('want.pt')\n"
-              "assert torch.allclose(features, want, atol=1e-5), (features - want).abs().max()\n"
-              "print('same features')\n")
-    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0 and "same features" in r.stdout, r.stderr[-2000:]
+    assert_loads_without_sslnb(info["load"], images, model.features(images).detach(), tmp_path)

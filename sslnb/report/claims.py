@@ -122,20 +122,24 @@ def _line(text: str, d: Interval) -> str:
             + (", which contains 0)" if not d.excludes_zero else ")"))
 
 
+def _pairs(groups: list[dict]):
+    """(masked group, contrastive group, same encoder?, contrastive - masked probe interval) for
+    every pair tested on the same images."""
+    table = _by_method_and_encoder(groups)
+    for (m, enc), masked in table.items():
+        for (m2, enc2), contrastive in table.items():
+            if (m, m2) == (MASKED, CONTRASTIVE):
+                d = _diff(contrastive, masked, "pretrained/probe")
+                if d is not None:
+                    yield masked, contrastive, enc == enc2, d
+
+
 def probe_claim(groups: list[dict]) -> dict:
     """SimCLR minus MAE under the linear probe on the same encoder (the test); across encoders
     (the study's confounded comparison) shown beside it."""
-    table = _by_method_and_encoder(groups)
     same, across = [], []
-    for (m, enc), mae in table.items():
-        if m != MASKED:
-            continue
-        for (m2, enc2), sim in table.items():
-            if m2 != CONTRASTIVE:
-                continue
-            d = _diff(sim, mae, "pretrained/probe")
-            if d is not None:
-                (same if enc == enc2 else across).append((f"SimCLR {enc2} - MAE {enc}", d))
+    for mae, sim, same_encoder, d in _pairs(groups):
+        (same if same_encoder else across).append((f"{sim['model']} - {mae['model']}", d))
     decide = same or across
     lines = [_line(t, d) for t, d in same] + [_line(t, d) + " (objective and encoder both differ)"
                                               for t, d in across]
@@ -189,27 +193,18 @@ def data_claim(groups: list[dict]) -> dict:
 def efficiency_claim(groups: list[dict]) -> dict:
     """The trade-off holds when the method that costs less per epoch probes worse (interval
     excluding 0): supported; when it probes better, one method wins on both: contradicted."""
-    table = _by_method_and_encoder(groups)
     lines, decide = [], []
-    for (m, enc), mae in table.items():
-        if m != MASKED:
-            continue
-        for (m2, enc2), sim in table.items():
-            if m2 != CONTRASTIVE:
-                continue
-            d = _diff(sim, mae, "pretrained/probe")
-            if d is None:
-                continue
-            mae_cheaper = mae["mean"]["epoch_time_s"] < sim["mean"]["epoch_time_s"]
-            cheap, dear = (mae, sim) if mae_cheaper else (sim, mae)
-            ratio = dear["mean"]["epoch_time_s"] / cheap["mean"]["epoch_time_s"]
-            # the claim: the cheaper one probes worse, i.e. dear - cheap > 0
-            signed = d if mae_cheaper else Interval(-d.value, -d.high, -d.low, d.level)
-            decide.append(signed)
-            lines.append(_line(f"{dear['model']} costs {ratio:.1f}x the time per epoch of "
-                               f"{cheap['model']} ({dear['mean']['epoch_time_s']:.0f} vs "
-                               f"{cheap['mean']['epoch_time_s']:.0f} s); its probe accuracy minus "
-                               f"the cheaper one's", signed))
+    for mae, sim, _, d in _pairs(groups):
+        mae_cheaper = mae["mean"]["epoch_time_s"] < sim["mean"]["epoch_time_s"]
+        cheap, dear = (mae, sim) if mae_cheaper else (sim, mae)
+        ratio = dear["mean"]["epoch_time_s"] / cheap["mean"]["epoch_time_s"]
+        # the claim: the cheaper one probes worse, i.e. dear - cheap > 0
+        signed = d if mae_cheaper else Interval(-d.value, -d.high, -d.low, d.level)
+        decide.append(signed)
+        lines.append(_line(f"{dear['model']} costs {ratio:.1f}x the time per epoch of "
+                           f"{cheap['model']} ({dear['mean']['epoch_time_s']:.0f} vs "
+                           f"{cheap['mean']['epoch_time_s']:.0f} s); its probe accuracy minus "
+                           f"the cheaper one's", signed))
     return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
             "evidence": [("Table", "efficiency")]}
 
