@@ -226,8 +226,8 @@ def test_force_replaces_a_finished_run(tiny_report, monkeypatch):
 
 
 # ---------------------------------------------------------------- the report as a paper
-SECTIONS = ["Abstract", "Contents", "Results", "Claims", "Figures", "Methods", "Limitations",
-            "Appendix"]
+SECTIONS = ["Abstract", "Contents", "Results", "Claims", "Comparisons", "Figures", "Methods",
+            "Limitations", "Appendix"]
 A4_TEXT_WIDTH_PX = round((210 - 2 * 14) / 25.4 * 96)  # report.css: A4, 14 mm side margins
 
 
