@@ -83,13 +83,13 @@ def test_stratified_subsets_cover_every_class_evenly_and_depend_on_the_seed():
 
 
 def test_random_init_feature_key_follows_the_random_encoder(tmp_path):
-    """A setting that changes the random encoder (here the MAE decoder, built before the shared
-    re-initialisation draws the encoder's weights) changes the cache key; one that does not
-    leaves it alone."""
+    """A setting that changes the random encoder's weights (the seed, which the key does not
+    list) changes the cache key; one that does not (the MAE decoder: the encoder is initialised
+    before it is built) leaves it alone."""
     base = {"model.depth": 1, "mae.decoder_depth": 1, "mae.decoder_heads": 2}
     keys = {}
-    for name, over in {"a": {"mae.decoder_dim": 32}, "b": {"mae.decoder_dim": 64},
-                       "a_again": {"mae.decoder_dim": 32}}.items():
+    for name, over in {"a": {"mae.decoder_dim": 32}, "b": {"mae.decoder_dim": 32, "seed": 1},
+                       "a_again": {"mae.decoder_dim": 64}}.items():
         p = resolve(None, {**base, **over})
         enc = random_init_model(p).encoder
         keys[name] = _key(p, "random_init", "val", None, enc)
