@@ -40,13 +40,16 @@ def _json(path: Path) -> dict:
     return json.loads(_need(path).read_text())
 
 
-def _params_file(item) -> str:
-    """A report run's params file, relative to the repository where it lies inside it."""
-    if not isinstance(item, dict) or not item.get("params"):
-        return ""
-    path = Path(item["params"]).resolve()
+def relative(path: str) -> str:
+    """A path relative to the repository where it lies inside it (params files as named)."""
+    p = Path(path).resolve()
     root = Path(__file__).resolve().parents[2]
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+
+def _params_file(item) -> str:
+    """A report run's params file, as `relative` names it."""
+    return relative(item["params"]) if isinstance(item, dict) and item.get("params") else ""
 
 
 def collect(runs: list) -> list[dict]:

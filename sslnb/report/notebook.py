@@ -159,11 +159,6 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
             setup += paper.figure_html(curves.read_bytes(), f"curves-{r['name']}",
                                        f"Pretraining loss, learning rate and images/s per step "
                                        f"of {r['name']}.", appendix=True)
-        parts.append((f"Run {r['name']} ({_relative(r['params'])})", setup))
+        parts.append((f"Run {r['name']} ({compare.relative(r['params'])})", setup))
     return parts
 
-
-def _relative(path: str) -> str:
-    root = Path(__file__).resolve().parents[2]
-    p = Path(path).resolve()
-    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)

@@ -204,6 +204,13 @@ def finetune_curves(groups: list[dict], name: str = "finetune_curves", graphs_di
     return _save(fig, graphs_dir, name)
 
 
+def _pca2(x: torch.Tensor) -> torch.Tensor:
+    """Centred rows projected on their first two principal components."""
+    torch.manual_seed(0)  # pca_lowrank projects randomly: same figure every build
+    _, _, v = torch.pca_lowrank(x.float(), q=2, center=False)
+    return x.float() @ v[:, :2]
+
+
 def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None, n: int = 1000):
     """The first two principal components of each model's frozen val features (first seed, up
     to n images, coloured by class): how separable the classes are before any probe."""
@@ -214,9 +221,7 @@ def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None
     for ax, g in zip(axes[0], shown):
         f = features(g["runs"][0]["run_dir"], "pretrained", "val")
         x, y = f["features"][:n], f["labels"][:n]
-        x = x - x.mean(0)
-        _, _, v = torch.pca_lowrank(x, q=2, center=False)
-        xy = x @ v[:, :2]
+        xy = _pca2(x - x.mean(0))
         ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=4)
         ax.set(title=g["model"], xticks=[], yticks=[])
     return _save(fig, graphs_dir, name)
@@ -229,10 +234,7 @@ def feature_pca(feats: dict, classes: list[str], name: str, graphs_dir=None, spl
     for a, kind in zip(ax[0], kinds):
         x = feats[(kind, split)]["features"].float()
         y = feats[(kind, split)]["labels"]
-        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        torch.manual_seed(0)  # pca_lowrank projects randomly: same figure every build
-        _, _, v = torch.pca_lowrank(x, q=2, center=False)
-        xy = (x @ v[:, :2]).numpy()
+        xy = _pca2((x - x.mean(0)) / (x.std(0) + 1e-6)).numpy()
         for c in range(len(classes)):
             sel = (y == c).numpy()
             a.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, label=classes[c])
