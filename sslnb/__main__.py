@@ -28,13 +28,21 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
     sp.add_argument("--device", default=None)
     sp.add_argument("--force", action="store_true", help="recompute even if inputs are unchanged")
-    sp = sub.add_parser("choose", help="pick a linear-probe setting on val (never test)")
-    sp.add_argument("--run", required=True, help="a run directory, e.g. logs/mae_vit_tiny")
-    sp.add_argument("--key", required=True, help="a probe setting, e.g. eval.probe_base_lr")
+    sp = sub.add_parser("choose", help="pick a setting on val (never test): a probe setting of a "
+                        "run, or a pretraining setting (one candidate run per value)")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run directory, for a probe setting (eval.probe_*)")
+    which.add_argument("--params", help="a run's params file, for a pretraining setting")
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --params: override a param of every candidate")
+    sp.add_argument("--key", required=True,
+                    help="e.g. eval.probe_base_lr (with --run) or train.base_lr (with --params)")
     sp.add_argument("--values", required=True, nargs="+", help="values to try, e.g. 0.03 0.1 0.3")
     sp = sub.add_parser("report", help="run the notebooks with papermill and render report/")
     sp.add_argument("--params", required=True, help="a report params file, e.g. params/report/demo.yaml")
     sp.add_argument("--force", action="store_true", help="rerun everything, reuse nothing")
+    sp.add_argument("--render", action="store_true",
+                    help="only re-render the comparison from the runs' saved logs (no training)")
     sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a param of every run, e.g. --set data.root=/data/imagenet100")
     sp.add_argument("--report-dir", default=None)
@@ -79,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result, indent=2))
         elif args.command == "choose":
             import yaml
-            from .choose import probe_setting
+            from .choose import pretrain_setting, probe_setting
             values = [yaml.safe_load(v) for v in args.values]
-            print(json.dumps(probe_setting(args.run, args.key, values), indent=2))
+            result = (probe_setting(args.run, args.key, values) if args.run else
+                      pretrain_setting(args.params, args.key, values, args.overrides))
+            print(json.dumps(result, indent=2))
         elif args.command == "report":
             import time
             from . import report
@@ -90,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                                     ("graphs_dir", args.graphs_dir)) if v}
             from .params import parse_override
             overrides = dict(parse_override(o) for o in args.overrides)
-            html = report.build(args.params, args.force, overrides=overrides, **kw)
+            html = report.build(args.params, args.force, overrides=overrides, render=args.render,
+                                **kw)
             print(f"[report] {html} built in {time.perf_counter() - start:.0f} s")
         elif args.command == "bench":
             from . import bench

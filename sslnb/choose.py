@@ -1,23 +1,48 @@
 """Choosing a setting the honest way: on `val`, never on `test`.
 
-`probe_setting` tries values of one linear-probe setting (eval.probe_base_lr, probe_epochs,
-probe_weight_decay, ...) on a run's cached train features, scores each on val, and returns the
-best. It runs inside `sslnb.data.choosing()`, so any read of the test split in it raises: the
-numbers the report shows on test stay unbiased by the choice.
+`probe_setting` tries values of one linear-probe setting (eval.probe_base_lr, probe_epochs, ...)
+on a run's cached train features; `pretrain_setting` pretrains one candidate run per value of any
+pretraining key (train.base_lr, train.epochs, mae.mask_ratio, augment.gray_p, ...) and reads each
+out on val. Both run inside `sslnb.data.choosing()`, so any read of the test split raises: the
+numbers the report shows on test stay unbiased by the choice. Each choice is logged in
+<out_dir>/choices/<run>__<key>.json (candidates, their val top-1, the chosen value), which the report's
+appendix shows.
 """
 from __future__ import annotations
 
+import datetime
+import json
+import re
 from pathlib import Path
 
-from .checkpoint import load_pretrained
+from .checkpoint import load_pretrained, write_json
 from .data import choosing
 from .device import resolve_device
 from .errors import ParamsError
 from .features import features
-from .probe import linear_probe, probe_settings
+from .params import flatten, resolve
+from .probe import accuracy, knn_predict, linear_probe, probe_settings
 
 PROBE_KEYS = ("probe_base_lr", "probe_epochs", "probe_weight_decay", "probe_warmup_epochs",
               "probe_batch_size", "probe_optimizer")
+
+
+def val_scores(run: Path | str, kind: str = "pretrained", eval_overrides: dict | None = None,
+               device: str | None = None) -> dict:
+    """Linear probe (train -> val) and kNN val top-1 of one encoder: the val-only evaluation
+    every choice reads. Nothing of test is read or computed (it runs inside choosing())."""
+    with choosing():
+        _, p = load_pretrained(run)
+        e = {**p["eval"], **(eval_overrides or {})}
+        dev = resolve_device(device or p["device"])
+        tr, va = features(run, kind, "train"), features(run, kind, "val")
+        out = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
+                           num_classes=len(tr["classes"]), seed=p["seed"], device=dev,
+                           **probe_settings(e))
+        knn = knn_predict(tr["features"].to(dev), tr["labels"].to(dev), va["features"].to(dev),
+                          len(tr["classes"]), e["knn_k"], e["knn_temperature"])
+        return {"probe_val_top1": out["final"]["val_top1"],
+                "knn_val_top1": accuracy(knn, va["labels"])}
 
 
 def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrained",
@@ -26,7 +51,8 @@ def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrain
     key = key.removeprefix("eval.")
     if key not in PROBE_KEYS:
         raise ParamsError(f"choose: '{key}' is not a probe setting; accepted: "
-                          f"{', '.join('eval.' + k for k in PROBE_KEYS)}.")
+                          f"{', '.join('eval.' + k for k in PROBE_KEYS)}. To choose a pretraining "
+                          f"setting, pass --params FILE instead of --run.")
     with choosing():
         _, p = load_pretrained(run)
         dev = resolve_device(device or p["device"])
@@ -38,4 +64,68 @@ def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrain
                                num_classes=len(tr["classes"]), seed=p["seed"], device=dev,
                                **settings)
             scores[v] = out["final"]["val_top1"]
-    return {"key": "eval." + key, "values": scores, "best": max(scores, key=scores.get)}
+    result = {"key": "eval." + key, "values": scores, "best": max(scores, key=scores.get)}
+    log_choice(p, str(Path(run)), "eval." + key,
+               [{"value": v, "run": str(run), "probe_val_top1": s} for v, s in scores.items()],
+               result["best"], criterion="linear-probe val top-1")
+    return result
+
+
+def pretrain_setting(params_file: str | Path, key: str, values: list, overrides=None,
+                     out_dir: str | Path | None = None) -> dict:
+    """Pretrain one candidate per value of `key` (a finished candidate is reused), score each
+    on val (linear probe, kNN) and log the choice; the best val probe wins."""
+    from .train import pretrain
+    base = resolve(params_file, overrides)
+    if key not in flatten(base) or key.startswith(("eval.", "name", "out_dir")):
+        raise ParamsError(f"choose: '{key}' is not a pretraining key of {params_file}; pass a "
+                          f"dotted key such as train.base_lr, train.epochs or augment.gray_p "
+                          f"(probe settings: --run RUN --key eval.probe_base_lr).")
+    candidates = []
+    with choosing():
+        for v in values:
+            slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{key}={v}").strip("-")
+            p = resolve(params_file, {**_as_dict(overrides), key: v,
+                                      "name": f"choose_{base['name']}_{slug}",
+                                      **({"out_dir": str(out_dir)} if out_dir else {})})
+            v = flatten(p)[key]  # as the params read it (YAML's 1e-4 is a string until then)
+            run = pretrain(p, reuse=True)
+            candidates.append({"value": v, "run": str(run), **val_scores(run)})
+    best = max(candidates, key=lambda c: c["probe_val_top1"])["value"]
+    path = log_choice(base, str(params_file), key, candidates, best,
+                      criterion="linear-probe val top-1", overrides=_as_dict(overrides))
+    return {"key": key, "candidates": candidates, "best": best, "log": str(path)}
+
+
+def _as_dict(overrides) -> dict:
+    from .params import parse_override
+    if not overrides:
+        return {}
+    return dict(overrides) if isinstance(overrides, dict) else dict(
+        parse_override(o) for o in overrides)
+
+
+def log_choice(p: dict, source: str, key: str, candidates: list, best, criterion: str,
+               overrides: dict | None = None) -> Path:
+    """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default), which the report's
+    appendix lists for its runs."""
+    from .runs import git_commit
+    path = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key}.json"
+    write_json(path, {"name": p["name"], "params": source, "overrides": overrides or {},
+                      "key": key, "criterion": criterion,
+                      "split": "val", "candidates": candidates, "chosen": best,
+                      "date": datetime.date.today().isoformat(), "git_commit": git_commit()})
+    return path
+
+
+def choices_for(names: list[str], folder: Path | str) -> list[dict]:
+    """The logged choices of these run names in a choices folder (report appendix)."""
+    out = []
+    for f in sorted(Path(folder).glob("*.json")):
+        try:
+            doc = json.loads(f.read_text())
+        except ValueError:
+            continue
+        if doc.get("name") in names:
+            out.append(doc)
+    return out

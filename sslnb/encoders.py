@@ -214,6 +214,18 @@ def classifier(enc: nn.Module, p: dict, num_classes: int, drop_path_rate: float 
     return net
 
 
+def num_blocks(p: dict) -> int:
+    """How many blocks (ViT) or stages (ResNet) the encoder of resolved params has; the ViT is
+    built on the meta device (no memory, no initialisation)."""
+    m = p["model"]
+    if family(m["encoder"]) == "resnet":
+        return 4
+    if m["depth"] is not None:
+        return int(m["depth"])
+    with torch.device("meta"):
+        return len(timm.create_model(m["encoder"], pretrained=False, num_classes=0).blocks)
+
+
 def layer_depths(net: nn.Module) -> tuple[dict[str, int], int]:
     """({parameter name: layer}, number of layers L) of a `classifier`: layer 0 is the input
     (a ViT's patch embedding, cls token and position embedding; a ResNet's stem), layers 1..L-1

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from . import methods, runs
+from .code_version import code_version
 from .checkpoint import load_checkpoint, load_pretrained, snapshots, write_json
 from .data import load_split
 from .device import resolve_device
@@ -46,7 +47,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     feats = {(k, s): features(run, k, s, device=str(dev)) for k in kinds for s in SPLITS
              if k in KINDS or s != "val"}
     inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
-              "code_version": runs.code_version()}
+              "code_version": code_version("evaluate", p["method"])}
     out_path = run / "eval.json"
     if out_path.is_file() and (run / "predictions.json").is_file() and not force:
         saved = json.loads(out_path.read_text())
@@ -71,9 +72,15 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
         result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds, probes)
     result["curve"] = curve(run, p, steps, result)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
+                                          "test_set": test_set_fingerprint(p),
                                           "predictions": preds}, indent=None)
     write_json(out_path, result)
     return result
+
+
+def test_set_fingerprint(p: dict) -> str:
+    """Which test images (and labels) the predictions were made on (ImageSet.fingerprint)."""
+    return load_split(p["data"], "test").fingerprint()
 
 
 def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict, probes: dict) -> int:

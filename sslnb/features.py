@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from . import runs
+from .code_version import code_version
 from .augment import Normalize
 from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint, snapshots
 from .data import guard, load_split
@@ -36,7 +36,7 @@ def weights_digest(module: torch.nn.Module) -> str:
 def _key(p: dict, kind: str, split: str, ckpt: Path | None, random_encoder=None) -> str:
     stat = ckpt.stat() if ckpt is not None else None
     ident = {"kind": kind, "split": split, "data": p["data"], "model": p["model"],
-             "method": p["method"], "code": runs.code_version(),
+             "method": p["method"], "code": code_version("features", p["method"]),
              "ckpt": [stat.st_size, stat.st_mtime_ns] if stat else None,
              "weights": weights_digest(random_encoder) if random_encoder is not None else None}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]

@@ -267,6 +267,18 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
 
 def _check_consistency(p: dict, source_of: dict[str, str]) -> None:
     METHODS[p["method"]].check(p, source_of)
+    depths = [k for k in p["eval"]["finetune_blocks"] if k != "all"]
+    if depths and p["eval"]["finetune_epochs"] > 0:
+        from .encoders import num_blocks
+        n = num_blocks(p)
+        if max(depths) > n:
+            src = source_of.get("eval.finetune_blocks", "defaults")
+            raise ParamsError(
+                f"{src}: key 'eval.finetune_blocks' lists {max(depths)}, but the encoder "
+                f"({p['model']['encoder']}) has {n} "
+                f"{'stages' if p['model']['encoder'].startswith('resnet') else 'blocks'}; "
+                f"accepted: integers from 1 to {n} and/or 'all' (end to end). Fix it in {src} "
+                f"or override it with --set eval.finetune_blocks=[1,{n}].")
 
 
 def read_text(path: Path, what: str = "params file") -> str:

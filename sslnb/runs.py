@@ -21,6 +21,7 @@ import torch
 
 from . import params as params_mod
 from .checkpoint import atomic_write_bytes, has_checkpoint
+from .code_version import STAGES, code_version
 from .errors import RunError
 
 
@@ -47,25 +48,6 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
 
 
-def code_version() -> str:
-    """Hash of the engine's source (every .py of sslnb outside the presentation folder `report/`
-    and the command line): a run made by other engine code is not reused, while editing figures,
-    tables or the report's assembly rebuilds the report in seconds."""
-    import hashlib
-    pkg = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    # defaults.yaml is left out: the resolved params, compared separately, already contain it.
-    for f in sorted(pkg.rglob("*.py")):
-        rel = f.relative_to(pkg)
-        if rel.parts[0] in PRESENTATION:
-            continue
-        h.update(rel.as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-PRESENTATION = ("report", "__main__.py")  # folders and files of sslnb that never change a run
-
-
 def finished_same_run(p: dict) -> Path | None:
     """The run directory when it holds a finished pretraining of exactly these params (the `eval`
     section aside: evaluation settings never invalidate a pretraining) and this code. The run's
@@ -78,14 +60,15 @@ def finished_same_run(p: dict) -> Path | None:
     except (OSError, ValueError, yaml.YAMLError):
         return None
     strip = lambda d: {k: v for k, v in d.items() if k not in ("eval", "resume")}  # noqa: E731
-    ok = strip(saved) == strip(p) and summary.get("code_version") == code_version() and \
+    ok = strip(saved) == strip(p) and \
+        summary.get("code_version") == code_version("pretrain", p["method"]) and \
         (run / "checkpoints" / "last.pt").is_file()
     if ok and saved.get("eval") != p["eval"]:
         params_mod.save(p, run / "params.yaml")
     return run if ok else None
 
 
-def environment(device: torch.device) -> dict:
+def environment(device: torch.device, method: str | None = None) -> dict:
     import timm
     import torchvision
     from .device import device_name
@@ -95,7 +78,7 @@ def environment(device: torch.device) -> dict:
         "device": str(device), "device_name": device_name(device),
         "cuda": torch.version.cuda, "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
-        "code_version": code_version(),
+        "code_version": {stage: code_version(stage, method) for stage in STAGES},
         "argv": sys.argv,
         "world_size": (torch.distributed.get_world_size() if torch.distributed.is_available()
                        and torch.distributed.is_initialized() else 1),

@@ -1,35 +1,81 @@
 """Uncertainty of accuracies and of their differences, from saved test predictions (no retraining).
 
-A percentile bootstrap over test images (Efron & Tibshirani 1993): resample the images with
-replacement, recompute the accuracy, read the 2.5th and 97.5th percentiles. With several seeds
-(independent pretraining + evaluation runs, shape (seeds, images)), each resample also draws the
-seeds with replacement and averages over them, so the interval covers both the choice of test
-images and run-to-run variation (a two-level bootstrap, Davison & Hinkley 1997, ch. 3.8).
+A run's correctness on the test images is a (seeds, images) matrix of 0/1, and its accuracy
+varies with which test images were drawn *and* with which pretraining run (seed) was drawn; the
+two cross, since every seed is scored on the same images (Owen 2007, "The pigeonhole bootstrap").
+The mean accuracy splits into a part every seed shares (which images: an image's difficulty is
+the same for all seeds) and a part each seed adds on its own (its seed effect plus its own
+image-by-seed noise), independent across seeds:
 
-A difference between two evaluators on the same test images is *paired*: every resample uses the
-same images (and the same seed indices) for both, so what the two share cancels out.
+    mean - mu = A + mean over seeds of B_s
+    var(A)    = (MS_image - MS_residual / n) / N   (two-way ANOVA mean squares; N images, n seeds)
+    var(B̄)    = s^2 / n                           (s: the sd of the n per-seed accuracies)
+
+B̄ is a mean of n independent seed terms, so its half-width takes Student's t with n - 1 degrees
+of freedom (exact for normal seed effects: three seeds widen the interval as much as three seeds
+warrant, where a bootstrap over seeds under-covers); A is estimated from thousands of images and
+takes the normal quantile. The half-width is sqrt(z^2 var(A) + t^2 var(B̄)). With one seed the
+interval is the usual one over test images (seed effects are then not covered: one run's number).
+tests/test_uncertainty.py checks the coverage on synthetic runs.
+
+Differences: evaluators of *one* run (a pretrained encoder and its random-init twin of the same
+seed, fine-tuning and the probe of the same run) share their seeds and are paired seed by seed
+(one `unit`); runs of different models share nothing but the test images, so each unit's seeds
+enter on their own and units may have different seed counts. Every term is paired over images.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as _st
 
-RESAMPLES = 2000
 LEVEL = 0.95
+
+
+def _quantile(level: float, df: float) -> float:
+    q = 0.5 + level / 2
+    return float(_st.norm.ppf(q) if not math.isfinite(df) else _st.t.ppf(q, df))
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate (percentage points) and its bootstrap confidence interval."""
+    """A point estimate (percentage points) and its confidence interval at `level`; `parts` are
+    the variance components (variance, degrees of freedom; inf for the image part) the interval
+    is built from, so it can be re-read at another level (`at`) or as a p-value."""
     value: float
     low: float
     high: float
     level: float = LEVEL
+    parts: tuple = ()
+
+    @classmethod
+    def of(cls, value: float, parts: tuple, level: float = LEVEL) -> "Interval":
+        half = math.sqrt(sum(_quantile(level, df) ** 2 * v for v, df in parts))
+        return cls(float(value), float(value - half), float(value + half), level, tuple(parts))
+
+    def at(self, level: float) -> "Interval":
+        """The same estimate at another confidence level (e.g. a multiplicity-adjusted one)."""
+        return Interval.of(self.value, self.parts, level)
 
     @property
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of 'the true value is 0': 1 - the level whose interval just reaches
+        0 (found by bisection; the half-width grows with the level)."""
+        if not any(v > 0 for v, _ in self.parts):
+            return 1.0 if self.value == 0 else 0.0
+        lo, hi = 0.0, 1.0 - 1e-12
+        if not self.at(hi).excludes_zero:
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if self.at(mid).excludes_zero else (lo, mid)
+            return 1.0 - (lo + hi) / 2
+        return 1e-12
 
     def text(self, unit: str = "") -> str:
         return (f"{self.value:.1f}{unit} ({self.level:.0%} CI {self.low:.1f} to "
@@ -45,54 +91,75 @@ def as_correct(predictions, labels) -> np.ndarray:
     return pred == lab
 
 
-def _draws(n_seeds: int, n_images: int, resamples: int, seed: int):
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, n_seeds, size=(resamples, n_seeds))
-    images = rng.integers(0, n_images, size=(resamples, n_images))
-    return seeds, images
+def _unit_matrix(unit) -> np.ndarray:
+    """sum of weight x correctness over one unit's terms: (seeds, images), in points."""
+    arrays = [(w, np.atleast_2d(np.asarray(c, dtype=np.float64))) for w, c in unit]
+    shapes = {a.shape for _, a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"the terms of one unit are paired seed by seed and image by image, so "
+                         f"they need the same (seeds, images) shape; got {sorted(shapes)}")
+    return 100.0 * sum(w * a for w, a in arrays)
 
 
-def _resampled_accuracy(correct: np.ndarray, seeds, images) -> np.ndarray:
-    """(resamples,) accuracy in %: per resample, the drawn seeds' mean over the drawn images."""
-    per_seed = np.stack([c[images].mean(axis=1) for c in correct.astype(np.float64)], axis=1)
-    return 100.0 * np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
-
-
-def _interval(value: float, samples: np.ndarray, level: float) -> Interval:
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return Interval(float(value), float(low), float(high), level)
-
-
-def accuracy_interval(correct, resamples: int = RESAMPLES, seed: int = 0,
-                      level: float = LEVEL) -> Interval:
-    """Accuracy (%) of (seeds, images) or (images,) correctness with its bootstrap interval."""
-    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
-    seeds, images = _draws(correct.shape[0], correct.shape[1], resamples, seed)
-    return _interval(100.0 * correct.mean(), _resampled_accuracy(correct, seeds, images), level)
-
-
-def difference_interval(correct_a, correct_b, resamples: int = RESAMPLES, seed: int = 0,
-                        level: float = LEVEL) -> Interval:
-    """Accuracy of a minus accuracy of b (points), paired over the same test images and seed
-    indices, with its bootstrap interval."""
-    return contrast_interval([(1.0, correct_a), (-1.0, correct_b)], resamples, seed, level)
-
-
-def contrast_interval(terms: list[tuple[float, object]], resamples: int = RESAMPLES, seed: int = 0,
-                      level: float = LEVEL) -> Interval:
-    """sum of weight x accuracy (points) over (weight, correctness) terms, e.g. a difference of
-    differences [(1, a), (-1, b), (-1, c), (1, d)]: how much more a gains over b than c over d.
-    Every term is resampled on the same test images and seed indices (paired)."""
-    arrays = [np.atleast_2d(np.asarray(c, dtype=bool)) for _, c in terms]
-    if len({a.shape[1] for a in arrays}) != 1:
+def contrast_interval(units, level: float = LEVEL) -> Interval:
+    """Interval of the sum over units of (sum of weight x accuracy). A pretrained encoder minus
+    its twin is one unit [[(1, pre), (-1, rnd)]]; model A minus model B is two units
+    [[(1, a)], [(-1, b)]]; MAE's fine-tuning gain minus SimCLR's is
+    [[(1, mae_ft), (-1, mae_probe)], [(-1, sim_ft), (1, sim_probe)]]. Units have independent
+    seeds (any counts) and the same test images."""
+    ys = [_unit_matrix(u) for u in units]
+    if len({y.shape[1] for y in ys}) != 1:
         raise ValueError(f"a paired contrast needs the same test images: "
-                         f"{[a.shape[1] for a in arrays]}")
-    seeds, images = _draws(max(a.shape[0] for a in arrays), arrays[0].shape[1], resamples, seed)
-    samples = sum(w * _resampled_accuracy(a, seeds % a.shape[0], images)
-                  for (w, _), a in zip(terms, arrays))
-    value = sum(w * 100.0 * a.mean() for (w, _), a in zip(terms, arrays))
-    return _interval(float(value), samples, level)
+                         f"{[y.shape[1] for y in ys]}")
+    n_images = ys[0].shape[1]
+    value = float(sum(y.mean() for y in ys))
+    per_image = sum(y.mean(axis=0) for y in ys)
+    shared = float(per_image.var(ddof=1)) if n_images > 1 else 0.0
+    seed_parts = []
+    for y in ys:
+        n = y.shape[0]
+        if n < 2:
+            continue  # one seed: its own noise stays in the image part, its seed effect unknown
+        seed_means, image_means, grand = y.mean(axis=1), y.mean(axis=0), y.mean()
+        resid = y - seed_means[:, None] - image_means[None, :] + grand
+        ms_res = float((resid ** 2).sum()) / ((n - 1) * (n_images - 1)) if n_images > 1 else 0.0
+        shared -= ms_res / n  # the seed-specific noise is counted in the seed part instead
+        seed_parts.append((float(seed_means.var(ddof=1)) / n, n - 1))
+    parts = ((max(shared, 0.0) / n_images, math.inf), *seed_parts)
+    return Interval.of(value, parts, level)
+
+
+def accuracy_interval(correct, level: float = LEVEL) -> Interval:
+    """Accuracy (%) of (seeds, images) or (images,) correctness with its interval over images
+    and seeds."""
+    return contrast_interval([[(1.0, correct)]], level)
+
+
+def difference_interval(correct_a, correct_b, paired_seeds: bool = False,
+                        level: float = LEVEL) -> Interval:
+    """Accuracy of a minus accuracy of b (points) on the same test images. paired_seeds: a and b
+    come from the same runs seed by seed (a model and its random-init twin, fine-tuning and
+    probe of one run); otherwise each side's seeds vary on their own."""
+    units = ([[(1.0, correct_a), (-1.0, correct_b)]] if paired_seeds
+             else [[(1.0, correct_a)], [(-1.0, correct_b)]])
+    return contrast_interval(units, level)
+
+
+def holm(intervals: list[Interval], level: float = LEVEL) -> list[Interval]:
+    """Holm's step-down adjustment (Holm 1979) of a family of differences, as intervals: the one
+    with the i-th smallest p-value is read at level 1 - alpha / (m - i + 1) while every smaller
+    p-value was rejected, and at the level where the step-down stopped after that; so an
+    adjusted interval excludes 0 exactly when Holm rejects (family-wise error <= alpha)."""
+    alpha, m = 1 - level, len(intervals)
+    order = sorted(range(m), key=lambda i: intervals[i].p_value)
+    out: list = [None] * m
+    stopped = None
+    for rank, i in enumerate(order):
+        divisor = m - rank
+        if stopped is None and intervals[i].p_value > alpha / divisor:
+            stopped = divisor
+        out[i] = intervals[i].at(1 - alpha / (stopped or divisor))
+    return out
 
 
 def mean_sd(values) -> tuple[float, float, int]:

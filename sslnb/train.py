@@ -22,6 +22,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint, distributed, methods, runs
+from .clock import ShareClock, isolated_epoch_time
 from .augment import BatchAugment
 from .data import ImageSet, load_split
 from .data.feeder import Feeder
@@ -73,7 +74,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
     run = open_run(p, resume, overwrite, rank, world_size)
     step = restore(run, p, net, opt, scaler, sched.images_per_step, device) if resume else 0
     if rank == 0 and not resume:
-        checkpoint.write_json(run / "env.json", runs.environment(device))
+        checkpoint.write_json(run / "env.json", runs.environment(device, p["method"]))
         checkpoint.write_json(run / "model.json", methods.describe(p, net))
         checkpoint.write_json(run / "data.json", data_summary(data))
 
@@ -265,7 +266,7 @@ class Meter:
         self.epoch_loss = torch.zeros((), device=device)
         self.finite = torch.ones((), dtype=torch.bool, device=device)  # every step's loss
         self.mark, self.mark_step = time.perf_counter(), step
-        self.epoch_start = time.perf_counter()
+        self.clock = ShareClock(self.world_size)  # did the epoch have the machine to itself?
         self.bar = progress(sched.total_steps, step, desc) if self.rank0 else None
         if self.rank0:
             spe = sched.steps_per_epoch
@@ -306,15 +307,16 @@ class Meter:
             self.mark, self.mark_step = now, step
         spe = self.sched.steps_per_epoch
         if step % spe == 0:
-            seconds = time.perf_counter() - self.epoch_start
-            epoch_loss = self._mean(self.epoch_loss).item() / spe
+            epoch_loss = self._mean(self.epoch_loss).item() / spe  # waits for the device
+            share = self.clock.read()
+            seconds = share.pop("wall_s")
             if self.rank0:
                 self.epochs_log.write({
                     "epoch": step // spe, "step": step, "loss": epoch_loss,
                     "epoch_time_s": seconds, "images_per_s": spe * self.sched.images_per_step / seconds,
-                    "peak_mem_mb": peak_memory_mb(self.device)})
+                    "peak_mem_mb": peak_memory_mb(self.device), **share})
             self.epoch_loss.zero_()
-            self.epoch_start = time.perf_counter()
+            self.clock.start()
 
 
 class Saver:
@@ -397,15 +399,17 @@ def checkpoint_due(kind: str, n: float, step: int, steps_per_epoch: int, last_sa
 def summarise(run: Path, p: dict, sched: Schedule, device, amp_dtype) -> None:
     epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
     n = max(1, len(epochs))
+    isolated, alone, flagged = isolated_epoch_time(epochs)
     checkpoint.write_json(run / "summary.json", {
         "method": p["method"], "encoder": p["model"]["encoder"], "steps": sched.total_steps,
         "epochs": p["train"]["epochs"], "images_per_step": sched.images_per_step,
         "final_loss": epochs[-1]["loss"] if epochs else None,
         "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / n,
         "images_per_s": sum(e["images_per_s"] for e in epochs) / n,
+        "isolated_epoch_time_s": isolated, "epochs_alone": alone, "epochs_contended": flagged,
         "peak_mem_mb": max((e["peak_mem_mb"] for e in epochs), default=None),
         "device": device_name(device), "precision": str(amp_dtype or "fp32"),
-        "code_version": runs.code_version()})
+        "code_version": runs.code_version("pretrain", p["method"])})
 
 
 def non_finite_error(step: int, lr: float, p: dict, last_good: int | None = None,

@@ -246,6 +246,34 @@ def test_report_naming_a_missing_run_file_writes_nothing(cli, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+def test_report_refuses_a_finetuning_depth_beyond_the_encoder(cli, tmp_path):
+    """eval.finetune_blocks: [99] on the demo's 6-block ViT: refused before any work, naming the
+    key, the encoder's depth and the fix."""
+    f = tmp_path / "report.yaml"
+    f.write_text("runs:\n  - params: params/demo/mae_vit_tiny.yaml\n    set: "
+                 "{eval.finetune_epochs: 1, eval.finetune_blocks: [99], out_dir: " + str(tmp_path / "logs") + "}\n")
+    before = snapshot(tmp_path)
+    r = cli("report", "--params", f, "--report-dir", tmp_path / "report")
+    assert_one_paragraph_error(r, "eval.finetune_blocks", "has 6 blocks", "1 to 6")
+    assert snapshot(tmp_path) == before
+    resnet = cli("info", "--params", "params/demo/simclr_resnet18.yaml", "--set",
+                 "eval.finetune_epochs=1", "--set", "eval.finetune_blocks=[1,5]")
+    assert_one_paragraph_error(resnet, "eval.finetune_blocks", "has 4 stages")
+
+
+def test_report_refuses_two_entries_that_are_one_run(cli, tmp_path):
+    """Two entries of `runs:` resolving to the same run name would share one directory: refused
+    before any work, naming the run and the fix."""
+    f = tmp_path / "report.yaml"
+    f.write_text("set: {out_dir: " + str(tmp_path / "logs") + "}\nruns:\n"
+                 "  - params: params/demo/mae_vit_tiny.yaml\n"
+                 "  - params: params/demo/mae_vit_tiny.yaml\n    set: {train.epochs: 1}\n")
+    before = snapshot(tmp_path)
+    r = cli("report", "--params", f, "--report-dir", tmp_path / "report")
+    assert_one_paragraph_error(r, "same run 'mae_vit_tiny'", "name of its own")
+    assert snapshot(tmp_path) == before
+
+
 # ---------------------------------------------------------------- safe loading
 
 class Evil:

@@ -38,3 +38,10 @@ def test_resume_is_bitwise_equal(tmp_path, method):
     losses_b = [r["loss"] for r in read_jsonl(split / "metrics" / "steps.jsonl")]
     assert losses_a == losses_b
 
+    # every epoch says how much of the machine it had, and the summary states only such a clock
+    epochs = read_jsonl(full / "metrics" / "epochs.jsonl")
+    assert len(epochs) == 2 and all(isinstance(e["contended"], bool) for e in epochs)
+    assert all(e["process_cpu_s"] > 0 and e["others_cores"] >= 0 for e in epochs)
+    import json
+    summary = json.loads((full / "summary.json").read_text())
+    assert summary["epochs_alone"] + summary["epochs_contended"] == 2

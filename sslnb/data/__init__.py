@@ -57,6 +57,17 @@ class ImageSet:
                   else self.images[rows])
         return ImageSet(images, self.labels[rows], self.classes, self.names, self.info)
 
+    def fingerprint(self) -> str:
+        """A content hash of the images, their labels and class names: two runs' predictions are
+        compared only when they were made on the same fingerprint (sslnb.report.compare)."""
+        h = hashlib.blake2b(digest_size=12)
+        h.update(json.dumps([list(self.images.shape), list(self.classes)]).encode())
+        flat = self.images.reshape(len(self), -1)
+        for start in range(0, len(self), 1024):  # memory-mapped sources stream in chunks
+            h.update(flat[start:start + 1024].contiguous().numpy().tobytes())
+        h.update(self.labels.to(torch.int64).numpy().tobytes())
+        return h.hexdigest()
+
     def used_classes(self) -> list[str]:
         return [self.classes[i] for i in torch.unique(self.labels).tolist() if i >= 0]
 

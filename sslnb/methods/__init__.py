@@ -1,16 +1,31 @@
 """The self-supervised methods, one file each (mae.py, simclr.py), and the few calls the rest of
-sslnb makes on them. To add a method: a file here with a `METHOD`, its entry in METHODS, its
-params (keys in defaults.yaml, a run file under params/) and its tests."""
+sslnb makes on them. Every module of this folder that defines a `METHOD` is registered when the
+package is imported, so adding a method touches no other file here; `register` adds one defined
+elsewhere (a notebook, a test)."""
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 import torch.nn as nn
 
 from ..encoders import count_params
 from ..errors import ParamsError
-from . import mae, simclr
 from .base import Method
 
-METHODS: dict[str, Method] = {m.name: m for m in (mae.METHOD, simclr.METHOD)}
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Make `method` available as the params' `method: <method.name>`."""
+    METHODS[method.name] = method
+    return method
+
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    _module = importlib.import_module(f"{__name__}.{_info.name}")
+    if isinstance(getattr(_module, "METHOD", None), Method):
+        register(_module.METHOD)
 
 
 def get(p: dict | str) -> Method:
@@ -47,5 +62,5 @@ def describe(p: dict, model: nn.Module | None = None) -> dict:
             **method.describe(p)}
 
 
-__all__ = ["METHODS", "Method", "get", "build_model", "train_flops_per_image", "describe",
+__all__ = ["METHODS", "Method", "register", "get", "build_model", "train_flops_per_image", "describe",
            "count_params"]
