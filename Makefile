@@ -10,12 +10,13 @@ REPORT ?= demo
 FORCE  ?=
 DATA   ?=
 
-.PHONY: help venv test report bench clean-venv browser
+.PHONY: help venv test report render bench clean-venv browser
 
 help:
 	@echo "make report   - run the study (params/report/\$$(REPORT).yaml) and render report/report.html"
 	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything,"
 	@echo "               DATA=/path sets data.root (e.g. REPORT=imagenet100 DATA=/kaggle/input/imagenet100)"
+	@echo "make render   - re-render report \$$(REPORT) from its committed logs: no training, no checkpoints"
 	@echo "make test     - create .venv if needed, install sslnb, run the test suite"
 	@echo "make bench    - benchmarks into logs/bench/ (GPU: bench/gpu_check.sh; CPU: bench/*.py + step bench)"
 
@@ -38,6 +39,9 @@ browser:
 report: $(STAMP) browser
 	$(PY) -m sslnb report --params params/report/$(REPORT).yaml $(if $(FORCE),--force,) \
 	  $(if $(DATA),--set data.root=$(DATA),)
+
+render: $(STAMP) browser
+	$(PY) -m sslnb report --params params/report/$(REPORT).yaml --render
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -21,13 +21,21 @@ def correct(accuracy: float, seed: int) -> np.ndarray:
 
 
 def group(method: str, arch: str, probe: float, finetune: float | None = None, seed: int = 0,
-          epoch_time: float = 10.0) -> dict:
+          epoch_time: float = 10.0, flops: float | None = None) -> dict:
     c = {"pretrained/probe": correct(probe, seed)}
     if finetune is not None:
         c["pretrained/finetune"] = correct(finetune, seed + 100)
     return {"method": method, "architecture": arch, "model": f"{method} {arch}", "correct": c,
             "labels": np.zeros(N), "params": resolve(None, {"method": method, "seed": seed}),
-            "mean": {"epoch_time_s": epoch_time, "pretrain_images": 10000}, "ci": {}}
+            "test_set": "same images", "runs": [{}],
+            "mean": {"isolated_epoch_time_s": epoch_time, "pretrain_images": 10000,
+                     "train_flops_per_image": flops if flops is not None else epoch_time * 1e9},
+            "ci": {}}
+
+
+def verdict_of(groups: list[dict], claim: str) -> dict:
+    """The claim's result as the report states it (Holm-adjusted over the family)."""
+    return next(r for r in claims.evaluate_claims(groups) if r["claim"] == claim)
 
 
 def test_verdict_reads_the_interval():
@@ -45,18 +53,36 @@ def test_verdict_reads_the_interval():
     (0.50, 0.50, claims.NO_DIFFERENCE)])
 def test_probe_claim_on_the_same_encoder(simclr, mae, want):
     groups = [group("mae", "ViT", mae, seed=1), group("simclr", "ViT", simclr, seed=2)]
-    r = claims.probe_claim(groups)
+    r = verdict_of(groups, "probe")
     assert r["verdict"] == want and not r["confounded"]
-    assert len(r["lines"]) == 1
+    assert len(r["lines"]) == 1 and "Holm-adjusted" in r["lines"][0]
 
 
-def test_probe_claim_prefers_the_same_encoder_over_the_confounded_pair():
-    """SimCLR on a ResNet far ahead, but on the shared ViT MAE is ahead: contradicted."""
+def test_probe_claim_without_a_same_encoder_pair_is_not_tested():
+    """SimCLR on a ResNet far ahead, but on the shared ViT MAE is ahead: contradicted. Without
+    the shared ViT the pair changes objective and architecture together: not tested, the
+    confounded difference shown and labelled."""
     groups = [group("mae", "ViT", 0.50, seed=1), group("simclr", "ViT", 0.35, seed=2),
               group("simclr", "ResNet", 0.80, seed=3)]
-    assert claims.probe_claim(groups)["verdict"] == claims.CONTRADICTED
-    alone = claims.probe_claim([groups[0], groups[2]])
-    assert alone["verdict"] == claims.SUPPORTED and alone["confounded"]
+    assert verdict_of(groups, "probe")["verdict"] == claims.CONTRADICTED
+    alone = verdict_of([groups[0], groups[2]], "probe")
+    assert alone["verdict"] == claims.NOT_TESTED and alone["confounded"]
+    assert "objective and encoder both differ" in alone["lines"][0]
+    text = claims.markdown([alone])
+    assert "Verdict: not tested" in text and claims.WHY_NOT_TESTED in text
+
+
+def test_verdicts_read_the_holm_adjusted_intervals():
+    """SimCLR 3.5 points ahead on the same ViT: alone that interval excludes 0 (p ~ 0.03), but it
+    is one of a family of three deciding differences (with claim 4's two readings), and Holm
+    at 0.05/3 does not reject it: no detectable difference, the line showing the adjusted level."""
+    groups = [group("mae", "ViT", 0.500, seed=1), group("simclr", "ViT", 0.535, seed=2)]
+    raw = claims.probe_claim(groups)["entries"][0]["interval"]
+    assert raw.excludes_zero and 0.0167 < raw.p_value < 0.05
+    r = verdict_of(groups, "probe")
+    assert r["family"] == 3 and r["verdict"] == claims.NO_DIFFERENCE
+    assert "98.3% CI" in r["lines"][0] and "Holm-adjusted" in r["lines"][0]
+    assert r["deciding"][0]["p_unadjusted"] == pytest.approx(raw.p_value)
 
 
 @pytest.mark.parametrize("mae_ft, sim_ft, want", [
@@ -65,7 +91,7 @@ def test_probe_claim_prefers_the_same_encoder_over_the_confounded_pair():
     (0.60, 0.60, claims.NO_DIFFERENCE)])  # both +10
 def test_finetune_claim_is_a_difference_of_gains(mae_ft, sim_ft, want):
     groups = [group("mae", "ViT", 0.50, mae_ft, seed=1), group("simclr", "ViT", 0.50, sim_ft, seed=2)]
-    assert claims.finetune_claim(groups)["verdict"] == want
+    assert verdict_of(groups, "finetune")["verdict"] == want
 
 
 def test_efficiency_trade_off():
@@ -73,10 +99,24 @@ def test_efficiency_trade_off():
     more accurate: no trade-off (contradicted)."""
     trade = [group("mae", "ViT", 0.40, seed=1, epoch_time=5),
              group("simclr", "ViT", 0.60, seed=2, epoch_time=20)]
-    assert claims.efficiency_claim(trade)["verdict"] == claims.SUPPORTED
+    assert verdict_of(trade, "efficiency")["verdict"] == claims.SUPPORTED
     dominated = [group("mae", "ViT", 0.60, seed=1, epoch_time=5),
                  group("simclr", "ViT", 0.40, seed=2, epoch_time=20)]
-    assert claims.efficiency_claim(dominated)["verdict"] == claims.CONTRADICTED
+    assert verdict_of(dominated, "efficiency")["verdict"] == claims.CONTRADICTED
+
+
+def test_efficiency_reads_flops_and_isolated_time_never_a_contended_clock():
+    """MAE fewer FLOPs but slower alone: the two readings disagree on which is cheaper, so the
+    verdict is mixed; with no isolated clock only FLOPs decide."""
+    split = [group("mae", "ViT", 0.40, seed=1, epoch_time=30, flops=1e9),
+             group("simclr", "ViT", 0.60, seed=2, epoch_time=20, flops=4e9)]
+    r = verdict_of(split, "efficiency")
+    assert r["verdict"] == claims.MIXED and len(r["deciding"]) == 2
+    assert any("FLOPs" in line for line in r["lines"]) and any("isolated" in line for line in r["lines"])
+    for g in split:
+        del g["mean"]["isolated_epoch_time_s"]  # every epoch shared its cores
+    r = verdict_of(split, "efficiency")
+    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
 
 
 def test_untested_claims_say_so():

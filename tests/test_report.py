@@ -210,6 +210,29 @@ def test_rebuild_reuses_finished_runs(tiny_report):
     assert (tiny_report / "report" / "report.html").is_file()
 
 
+def test_render_rebuilds_the_report_from_logs_alone(tiny_report, tmp_path):
+    """`make render` on a fresh clone: the logs as committed (no checkpoint, snapshot or feature
+    cache), the figures of the last build; the comparison re-rendered, the same numbers."""
+    logs = tmp_path / "logs"
+    shutil.copytree(tiny_report / "logs", logs,
+                    ignore=shutil.ignore_patterns("checkpoints", "snapshots", "features"))
+    shutil.copytree(tiny_report / "graphs", tmp_path / "graphs")
+    shutil.copytree(tiny_report / "report", tmp_path / "report")
+    r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params",
+                        "params/report/tiny.yaml", "--render", "--report-dir",
+                        str(tmp_path / "report"), "--graphs-dir", str(tmp_path / "graphs")],
+                       cwd=ROOT, env=tiny_env(tmp_path), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "01_pretrain" not in r.stdout and "04_compare" in r.stdout  # nothing but the comparison
+    assert not list(logs.glob("*/checkpoints"))
+    built = json.loads((tiny_report / "report" / "results.json").read_text())
+    rendered = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert rendered["configurations"] == built["configurations"]
+    assert rendered["claims"] == built["claims"]
+    assert len(list((tmp_path / "report" / "executed").glob("0[123]_*.ipynb"))) == 24
+
+
 def test_force_replaces_a_finished_run(tiny_report, monkeypatch):
     """FORCE=1 reaches the notebooks as force=True: the pretraining notebook of a finished run
     retrains it in place instead of reusing it or refusing its directory."""

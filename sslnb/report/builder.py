@@ -101,6 +101,17 @@ def load(path: str | Path) -> dict:
             runs.append({"params": str(params_file), "set": run_set, "run_dir": str(run_dir_of(p)),
                          "name": p["name"], "method": p["method"], "group": base["name"],
                          "seed": seed})
+    by_dir: dict[str, int] = {}
+    for run in runs:
+        if run["run_dir"] in by_dir:
+            first = runs[by_dir[run["run_dir"]]]
+            raise ParamsError(
+                f"{path}: two entries of 'runs' resolve to the same run '{run['name']}' "
+                f"(directory {run['run_dir']}): {first['params']} and {run['params']}"
+                + (f" with seed {run['seed']}" if seeds else "") + ". The second would reuse or "
+                f"overwrite the first's run. Give one a name of its own, e.g. "
+                f"set: {{name: {run['name']}_b}} under that entry, or remove the duplicate.")
+        by_dir[run["run_dir"]] = len(by_dir)
     return {"title": r.get("title", path.stem), "description": r.get("description", ""),
             "runs": runs, "path": str(path), "seeds": seeds or [None]}
 
@@ -139,18 +150,21 @@ def default_dirs(report_params: str | Path) -> tuple[Path, Path]:
 
 def build(report_params: str | Path, force: bool = False, report_dir: str | Path | None = None,
           graphs_dir: str | Path | None = None, pdf: bool = True,
-          overrides: dict | None = None) -> Path:
+          overrides: dict | None = None, render: bool = False) -> Path:
     """Execute every notebook for every run, then the comparison; return the HTML report path.
 
     overrides: dotted keys applied to every run (`make report DATA=/path` sets data.root); they
-    reach the notebooks' kernels through SSLNB_OVERRIDES."""
+    reach the notebooks' kernels through SSLNB_OVERRIDES.
+    render: only the comparison, from the runs' logs (eval.json, predictions.json, metrics):
+    no checkpoint, no training, no evaluation (`make render`); the per-run notebooks of the
+    report already built are kept."""
     default_report, default_graphs = default_dirs(report_params)
     report_dir, graphs_dir = report_dir or default_report, graphs_dir or default_graphs
     saved = os.environ.get("SSLNB_OVERRIDES")
     if overrides:
         os.environ["SSLNB_OVERRIDES"] = json.dumps({**env_overrides(), **overrides})
     try:
-        return _build(report_params, force, Path(report_dir), Path(graphs_dir), pdf)
+        return _build(report_params, force, Path(report_dir), Path(graphs_dir), pdf, render)
     finally:
         if saved is None:
             os.environ.pop("SSLNB_OVERRIDES", None)
@@ -158,8 +172,16 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
             os.environ["SSLNB_OVERRIDES"] = saved
 
 
-def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: bool) -> Path:
+def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: bool,
+           render: bool = False) -> Path:
     spec = load(report_params)
+    if render:
+        missing = [r["run_dir"] for r in spec["runs"]
+                   if not (Path(r["run_dir"]) / "predictions.json").is_file()]
+        if missing:
+            raise ReportError(f"render: {', '.join(missing)} have no saved predictions (the runs "
+                              f"were never evaluated here). Build the report with `make report"
+                              f"{'' if Path(report_params).stem == 'demo' else ' REPORT=' + Path(report_params).stem}`.")
     staging = report_dir.parent / f".{report_dir.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "executed").mkdir(parents=True)
@@ -169,7 +191,13 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
     previous = os.environ.get("SSLNB_PROGRESS")
     os.environ["SSLNB_PROGRESS"] = "0"  # inherited by the papermill kernels
     try:
-        compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed)
+        if render:  # keep the per-run notebooks of the last full build
+            for old in sorted((report_dir / "executed").glob("0[123]_*.ipynb")):
+                shutil.copy2(old, staging / "executed" / old.name)
+                executed.append(({"name": old.stem}, staging / "executed" / old.name))
+            compare_out = _execute_compare(spec, staging, graphs_dir, kernel)
+        else:
+            compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed)
     finally:
         if previous is None:
             os.environ.pop("SSLNB_PROGRESS", None)
@@ -198,6 +226,10 @@ def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kerne
             out = staging / "executed" / f"{nb[:-6]}_{run['name']}.ipynb"
             _execute(nb, out, {**params, **common}, kernel)
             executed.append((run, out))
+    return _execute_compare(spec, staging, graphs_dir, kernel)
+
+
+def _execute_compare(spec: dict, staging: Path, graphs_dir: Path, kernel: str) -> Path:
     compare_out = staging / "executed" / "04_compare.ipynb"
     _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
                                                "graphs_dir": str(graphs_dir),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .. import methods
 from ..params import flatten
-from ..stats import Interval, contrast_interval
+from ..stats import Interval, contrast_interval, holm
+from .costs import time_cell
 
 SUPPORTED, CONTRADICTED, NO_DIFFERENCE = "supported", "contradicted", "no detectable difference"
 MIXED, NOT_TESTED = "mixed", "not tested"
@@ -110,16 +111,25 @@ def _by_method_and_encoder(groups: list[dict]) -> dict[tuple, dict]:
 
 
 # The four tests ------------------------------------------------------------------------------
+# Each test returns entries {text, interval, decides, sign}: the intervals that decide its verdict
+# (a family across the four claims, Holm-adjusted together in evaluate_claims) and descriptive
+# ones shown beside them (unadjusted, labelled).
 def _diff(a: dict, b: dict, key: str) -> Interval | None:
-    if key in a["correct"] and key in b["correct"] and len(a["labels"]) == len(b["labels"]) \
-            and (a["labels"] == b["labels"]).all():
-        return contrast_interval([(1.0, a["correct"][key]), (-1.0, b["correct"][key])])
+    """a - b for two configurations (independent seeds) on the same test set."""
+    if key in a["correct"] and key in b["correct"] and a.get("test_set") == b.get("test_set"):
+        return contrast_interval([[(1.0, a["correct"][key])], [(-1.0, b["correct"][key])]])
     return None
 
 
-def _line(text: str, d: Interval) -> str:
-    return (f"{text}: {d.value:+.1f} points (95% CI {d.low:+.1f} to {d.high:+.1f}"
-            + (", which contains 0)" if not d.excludes_zero else ")"))
+def _line(text: str, d: Interval, note: str = "") -> str:
+    level = "" if abs(d.level - 0.95) < 1e-9 else f"{d.level:.1%} "
+    return (f"{text}: {d.value:+.1f} points ({level}CI {d.low:+.1f} to {d.high:+.1f}"
+            + (", which contains 0" if not d.excludes_zero else "") + (f"; {note}" if note else "")
+            + ")")
+
+
+def _entry(text: str, d: Interval, decides: bool, sign: int = 1, note: str = "unadjusted") -> dict:
+    return {"text": text, "interval": d, "decides": decides, "sign": sign, "note": note}
 
 
 def _pairs(groups: list[dict]):
@@ -134,17 +144,19 @@ def _pairs(groups: list[dict]):
                     yield masked, contrastive, enc == enc2, d
 
 
+CONFOUNDED = "objective and encoder both differ: shown, not used for the verdict"
+
+
 def probe_claim(groups: list[dict]) -> dict:
-    """SimCLR minus MAE under the linear probe on the same encoder (the test); across encoders
-    (the study's confounded comparison) shown beside it."""
-    same, across = [], []
+    """SimCLR minus MAE under the linear probe on the same encoder decides; a pair on different
+    encoders (the study's comparison) changes objective and architecture together, so alone it
+    leaves the claim not tested, and is shown labelled."""
+    entries = []
     for mae, sim, same_encoder, d in _pairs(groups):
-        (same if same_encoder else across).append((f"{sim['model']} - {mae['model']}", d))
-    decide = same or across
-    lines = [_line(t, d) for t, d in same] + [_line(t, d) + " (objective and encoder both differ)"
-                                              for t, d in across]
-    return {"verdict": combine([verdict(d) for _, d in decide]), "lines": lines,
-            "confounded": not same and bool(across), "evidence": [("Table", "objective")]}
+        entries.append(_entry(f"{sim['model']} - {mae['model']}", d, decides=same_encoder,
+                              note="unadjusted" if same_encoder else CONFOUNDED))
+    confounded = bool(entries) and not any(e["decides"] for e in entries)
+    return {"entries": entries, "confounded": confounded, "evidence": [("Table", "objective")]}
 
 
 def finetune_gain(g: dict) -> str | None:
@@ -153,69 +165,91 @@ def finetune_gain(g: dict) -> str | None:
 
 
 def finetune_claim(groups: list[dict]) -> dict:
-    """(MAE fine-tuned - MAE probe) - (SimCLR fine-tuned - SimCLR probe), on the same encoder;
-    every group's own gain listed."""
+    """(MAE fine-tuned - MAE probe) - (SimCLR fine-tuned - SimCLR probe) on the same encoder
+    decides (each side paired seed by seed within its runs); every group's own gain is shown."""
     table = _by_method_and_encoder(groups)
-    lines, decide = [], []
+    entries = []
     for (m, enc), g in table.items():
         if finetune_gain(g):
             c = g["correct"]
-            gain = contrast_interval([(1.0, c["pretrained/finetune"]), (-1.0, c["pretrained/probe"])])
-            lines.append(_line(f"{g['model']}: fine-tuned - linear probe", gain))
+            gain = contrast_interval([[(1.0, c["pretrained/finetune"]),
+                                       (-1.0, c["pretrained/probe"])]])
+            entries.append(_entry(f"{g['model']}: fine-tuned - linear probe", gain, False))
     for (m, enc), mae in table.items():
         sim = table.get((CONTRASTIVE, enc))
-        if m != MASKED or sim is None or not (finetune_gain(mae) and finetune_gain(sim)):
+        if m != MASKED or sim is None or not (finetune_gain(mae) and finetune_gain(sim)) \
+                or mae.get("test_set") != sim.get("test_set"):
             continue
         a, b = mae["correct"], sim["correct"]
-        d = contrast_interval([(1.0, a["pretrained/finetune"]), (-1.0, a["pretrained/probe"]),
-                               (-1.0, b["pretrained/finetune"]), (1.0, b["pretrained/probe"])])
-        decide.append(d)
-        lines.append(_line(f"MAE's gain - SimCLR's gain on {enc}", d))
-    return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": [("Figure", "partial")]}
+        d = contrast_interval([[(1.0, a["pretrained/finetune"]), (-1.0, a["pretrained/probe"])],
+                               [(-1.0, b["pretrained/finetune"]), (1.0, b["pretrained/probe"])]])
+        entries.append(_entry(f"MAE's gain - SimCLR's gain on {enc}", d, True))
+    return {"entries": entries, "evidence": [("Figure", "partial")]}
 
 
 def data_claim(groups: list[dict]) -> dict:
     """Largest minus smallest pretraining set under the linear probe, per sweep."""
-    lines, decide = [], []
+    entries = []
     for s in sweeps(groups):
         small, large = s[0], s[-1]
         d = _diff(large, small, "pretrained/probe")
-        if d is None:
-            continue
-        decide.append(d)
-        lines.append(_line(f"{large['model']}: {large['mean']['pretrain_images']:,.0f} vs "
-                           f"{small['mean']['pretrain_images']:,.0f} pretraining images", d))
-    return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": [("Figure", "data")]}
+        if d is not None:
+            entries.append(_entry(f"{large['model']}: {large['mean']['pretrain_images']:,.0f} vs "
+                                  f"{small['mean']['pretrain_images']:,.0f} pretraining images",
+                                  d, True))
+    return {"entries": entries, "evidence": [("Figure", "data")]}
 
 
 def efficiency_claim(groups: list[dict]) -> dict:
-    """The trade-off holds when the method that costs less per epoch probes worse (interval
-    excluding 0): supported; when it probes better, one method wins on both: contradicted."""
-    lines, decide = [], []
+    """The trade-off holds when the method that costs less probes worse. Cost is read two ways,
+    never off a clock that shared its cores: training FLOPs per image (hardware-independent) and
+    the isolated time per epoch (epochs not flagged as contended). Each reading that names a
+    cheaper method decides; when they disagree on which is cheaper the verdict is mixed."""
+    entries = []
     for mae, sim, _, d in _pairs(groups):
-        mae_cheaper = mae["mean"]["epoch_time_s"] < sim["mean"]["epoch_time_s"]
-        cheap, dear = (mae, sim) if mae_cheaper else (sim, mae)
-        ratio = dear["mean"]["epoch_time_s"] / cheap["mean"]["epoch_time_s"]
-        # the claim: the cheaper one probes worse, i.e. dear - cheap > 0
-        signed = d if mae_cheaper else Interval(-d.value, -d.high, -d.low, d.level)
-        decide.append(signed)
-        lines.append(_line(f"{dear['model']} costs {ratio:.1f}x the time per epoch of "
-                           f"{cheap['model']} ({dear['mean']['epoch_time_s']:.0f} vs "
-                           f"{cheap['mean']['epoch_time_s']:.0f} s); its probe accuracy minus "
-                           f"the cheaper one's", signed))
-    return {"verdict": combine([verdict(d) for d in decide]), "lines": lines,
-            "evidence": [("Table", "efficiency")]}
+        readings = [("training FLOPs per image", "train_flops_per_image", "{:.3g} vs {:.3g} GFLOP",
+                     1e9)]
+        if all(g["mean"].get("isolated_epoch_time_s") for g in (mae, sim)):
+            readings.append(("isolated time per epoch", "isolated_epoch_time_s",
+                             "{:.0f} vs {:.0f} s", 1.0))
+        for what, key, fmt, unit in readings:
+            mae_cheaper = mae["mean"][key] < sim["mean"][key]
+            cheap, dear = (mae, sim) if mae_cheaper else (sim, mae)
+            ratio = dear["mean"][key] / cheap["mean"][key]
+            signed = d if mae_cheaper else Interval.of(-d.value, d.parts, d.level)
+            shown = fmt.format(dear["mean"][key] / unit, cheap["mean"][key] / unit)
+            entries.append(_entry(f"by {what}, {dear['model']} costs {ratio:.1f}x "
+                                  f"{cheap['model']} ({shown}); its probe accuracy minus the "
+                                  f"cheaper one's", signed, True))
+    return {"entries": entries, "evidence": [("Table", "efficiency")]}
+
+
+FAMILY = ("Holm-adjusted over the family of the {m} differences that decide the four claims")
 
 
 def evaluate_claims(groups: list[dict]) -> list[dict]:
+    """Every claim's verdict, read off its deciding intervals after Holm's adjustment over all
+    of them (one family); the descriptive intervals beside them are unadjusted and say so."""
+    tests = [(key, test(groups)) for key, test in (
+        ("probe", probe_claim), ("finetune", finetune_claim), ("data", data_claim),
+        ("efficiency", efficiency_claim))]
+    deciding = [e for _, r in tests for e in r["entries"] if e["decides"]]
+    for e, adj in zip(deciding, holm([e["interval"] for e in deciding])):
+        e["adjusted"] = adj
     out = []
-    for key, test in (("probe", probe_claim), ("finetune", finetune_claim), ("data", data_claim),
-                      ("efficiency", efficiency_claim)):
-        r = test(groups)
+    for key, r in tests:
+        decide = [e for e in r["entries"] if e["decides"]]
+        lines = [_line(e["text"], e["adjusted"], "Holm-adjusted") for e in decide] + \
+            [_line(e["text"], e["interval"], e["note"]) for e in r["entries"] if not e["decides"]]
         out.append({"claim": key, "quote": CLAIMS[key], "short": SHORT[key],
-                    "full_scale": FULL_SCALE[key], **r})
+                    "full_scale": FULL_SCALE[key],
+                    "verdict": combine([verdict(e["adjusted"], e["sign"]) for e in decide]),
+                    "lines": lines, "confounded": bool(r.get("confounded")),
+                    "family": len(deciding), "evidence": r["evidence"],
+                    "deciding": [{"text": e["text"], "value": e["interval"].value,
+                                  "low": e["adjusted"].low, "high": e["adjusted"].high,
+                                  "level": e["adjusted"].level,
+                                  "p_unadjusted": e["interval"].p_value} for e in decide]})
     return out
 
 
@@ -248,8 +282,8 @@ def efficiency_rows(groups: list[dict]) -> list[dict]:
         mean = g["mean"]
         gain = mean["test_top1"] - mean["random_test_top1"]
         compute = mean["train_flops"] / scale
-        rows.append({"Model": g["model"], "Time/epoch (s)": round(mean["epoch_time_s"]),
-                     "Images/s": round(mean["images_per_s"]),
+        rows.append({"Model": g["model"], "Time/epoch alone (s)": time_cell(g),
+                     "Images/s alone": time_cell(g, "isolated_images_per_s"),
                      "Training GFLOP/image": round(mean["train_flops_per_image"] / 1e9, 2),
                      f"Pretraining {unit}": round(compute, 2),
                      "Probe (%)": round(mean["test_top1"], 1),
@@ -285,9 +319,10 @@ def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
         full = r["full_scale"] + (f" {extra[r['claim']]}" if extra and r["claim"] in extra else "")
         body = "\n".join(f"  - {line}" for line in r["lines"]) or \
             "  - This report has no runs that decide it."
-        note = (" The report has no SimCLR and MAE run on the same encoder: objective and "
-                "architecture are confounded." if r.get("confounded") else "")
-        decided = (f" (decided by {' and '.join(ref(k, key) for k, key in r['evidence'])})"
+        note = (f" ({WHY_NOT_TESTED}: the report has no MAE and SimCLR run on the same "
+                f"encoder.)" if r.get("confounded") else "")
+        decided = (f" (decided by {' and '.join(ref(k, key) for k, key in r['evidence'])}"
+                   f"{', ' + str(r['family']) + ' deciding differences Holm-adjusted as one family' if r.get('family', 0) > 1 else ''})"
                    if r["verdict"] != NOT_TESTED else "")
         parts.append(f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}**"
                      f"{decided}.{note}\n\n{body}\n\n*At full scale:* {full}")
@@ -295,10 +330,14 @@ def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
 
 
 INTRO = ("The study closes with four observations. Each is tested here on this report's runs: the "
-         "comparison that decides it, its paired 95% bootstrap interval over the test images, "
-         "and a verdict read off the interval (supported or contradicted when it excludes 0 on "
-         "one side, no detectable difference when it contains 0, not tested when the report has "
-         "no runs that decide it).")
+         "comparison that decides it, its interval over the test images and seeds, and a verdict "
+         "read off the interval (supported or contradicted when it excludes 0 on one side, no "
+         "detectable difference when it contains 0, mixed when the deciding comparisons "
+         "disagree, not tested when the report has no runs that decide it). The deciding "
+         "differences of all four claims are one family: their intervals are Holm-adjusted "
+         "together (Holm 1979), so the chance that any verdict rests on a chance difference stays "
+         "within 5%; the other intervals are descriptive and unadjusted.")
+WHY_NOT_TESTED = "objective and architecture change together"
 
 
 def section(results: list[dict], ref=None) -> str:

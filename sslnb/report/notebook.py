@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import yaml
+
 from ..errors import ParamsError
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
@@ -94,6 +96,8 @@ def show_json(path: Path | str, keys: list[str] | None = None) -> None:
 
 
 def _fmt(v):
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {x}" for k, x in v.items())
     return f"{v:.4g}" if isinstance(v, float) else v
 
 
@@ -127,6 +131,36 @@ def show_data(run_dir: Path | str) -> None:
     _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")
 
 
+def choices_html(groups: list[dict], paper) -> str:
+    """Every logged choice (logs/choices/) of this report's configurations: the candidates, their
+    val top-1 and the one kept; and what was chosen before choices were logged."""
+    import pandas as pd
+    from ..choose import choices_for
+    rows = []
+    folder = Path(groups[0]["runs"][0]["run_dir"]).parent / "choices"
+    for doc in choices_for([g["group"] for g in groups], folder):
+        for c in doc["candidates"]:
+            fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
+            rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
+                         "Value": str(c["value"]),
+                         "Probe val top-1 (%)": f"{c['probe_val_top1']:.1f}",
+                         "kNN val top-1 (%)": (f"{c['knn_val_top1']:.1f}"
+                                               if c.get("knn_val_top1") is not None else ""),
+                         "Chosen": "yes" if c["value"] == doc["chosen"] else ""})
+    text = ("<p>Every choice below was made with `python -m sslnb choose`, which pretrains one "
+            "candidate per value and reads it out on <code>val</code> inside "
+            "<code>sslnb.data.choosing()</code>: nothing of <code>test</code> is read or "
+            "computed. Choices made before this command existed (the demo's data difficulty, "
+            "MAE's batch, SimCLR's grayscale and stem) are described with their val numbers in "
+            "the comments of the runs' params files; their runs were fully evaluated, so test "
+            "numbers were computed then, though not read for the choice.</p>")
+    if not rows:
+        return text + "<p>No logged choice for this report's configurations.</p>"
+    return text + paper.table_html(pd.DataFrame(rows).style.hide(axis="index"), "choices",
+                                   "Candidates of every logged choice (logs/choices/), each "
+                                   "scored on val; the chosen value is marked.", appendix=True)
+
+
 def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list[dict], paper,
                    graphs_dir: Path, bench_dir: Path) -> list[tuple[str, str]]:
     """The report's appendix as (title, HTML): per-seed results, each run's setup (environment,
@@ -139,7 +173,9 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
     if len(others.data):
         parts.append(("Every other difference", paper.table_html(
             others, "differences", "The differences the Results do not state in prose, each "
-            "with its paired 95% bootstrap interval.", appendix=True)))
+            "with its 95% interval (descriptive, not adjusted for multiplicity).",
+            appendix=True)))
+    parts.append(("How the recipes were chosen", choices_html(groups, paper)))
     bench = compare.performance_table(bench_dir, groups)
     if len(bench.data):
         parts.append(("Benchmarks", paper.table_html(
@@ -151,9 +187,10 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
     for r in spec["runs"]:
         run = Path(r["run_dir"])
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
-        from ..params import resolve
+        from ..params import fill_missing
         setup = _table([(k, _fmt(env[k])) for k in env_keys if k in env], ("environment", ""))
-        setup += _table(params_rows(resolve(r["params"], r["set"])), ("parameter", "value"))
+        made = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))  # what ran
+        setup += _table(params_rows(made), ("parameter", "value"))
         curves = graphs_dir / f"pretraining_curves_{r['name']}.png"
         if curves.is_file():
             setup += paper.figure_html(curves.read_bytes(), f"curves-{r['name']}",

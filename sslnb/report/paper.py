@@ -46,9 +46,11 @@ class Paper:
 
     # In a notebook ---------------------------------------------------------------------------
     def figure(self, fig, key: str, caption: str) -> None:
-        """Show a matplotlib figure (closed afterwards) as a numbered figure."""
+        """Show a matplotlib figure (closed afterwards), or a saved PNG, as a numbered figure."""
         if fig is None:
             return
+        if isinstance(fig, (str, Path)):
+            return self.figure_file(fig, key, caption)
         _show(self.figure_html(png(fig), key, caption))
 
     def figure_file(self, path: Path | str, key: str, caption: str) -> None:
@@ -127,13 +129,18 @@ def abstract(doc: dict) -> str:
                 out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
                            f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
                            f"{iv['high']:+.1f}).")
-    tested = [c for c in doc.get("claims", []) if c["verdict"] != "not tested"]
-    if tested:
-        out.append("Of the study's four claims, " + listing(
-            [f"claim {i} ({c['short']}) is {c['verdict']}" for i, c in
-             enumerate(doc["claims"], 1) if c["verdict"] != "not tested"]) + ".")
-    costs = [f"{c['model']} {c['mean']['epoch_time_s']:.0f} s" for c in main]
-    out.append(f"One pretraining epoch took {listing(costs)} on {data['device']}.")
+    said = [f"claim {i} ({c['short']}) is {c['verdict']}"
+            + (" (objective and architecture change together)" if c.get("confounded") else "")
+            for i, c in enumerate(doc.get("claims", []), 1)
+            if c["verdict"] != "not tested" or c.get("confounded")]
+    if said:
+        out.append("Of the study's four claims, " + listing(said) + " (Holm-adjusted intervals, "
+                   "this dataset and these budgets).")
+    costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
+             if c["mean"].get("isolated_epoch_time_s")]
+    if len(costs) == len(main):
+        out.append(f"One pretraining epoch took {listing(costs)} on {data['device']}, measured "
+                   f"with nothing else running.")
     return " ".join(out)
 
 

@@ -214,9 +214,13 @@ def _pca2(x: torch.Tensor) -> torch.Tensor:
 def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None, n: int = 1000):
     """The first two principal components of each model's frozen val features (first seed, up
     to n images, coloured by class): how separable the classes are before any probe."""
+    from ..checkpoint import has_checkpoint
     from ..features import features
     from .claims import main_groups
     shown = main_groups(groups)
+    saved = Path(graphs_dir or ".") / f"{name}.png"
+    if not all(has_checkpoint(Path(g["runs"][0]["run_dir"])) for g in shown) and saved.is_file():
+        return saved  # rendering from logs alone: the map drawn when the runs were built
     fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.2), squeeze=False)
     for ax, g in zip(axes[0], shown):
         f = features(g["runs"][0]["run_dir"], "pretrained", "val")
