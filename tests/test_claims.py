@@ -76,7 +76,8 @@ def test_verdicts_read_the_holm_adjusted_intervals():
     """SimCLR 3.5 points ahead on the same ViT: alone that interval excludes 0 (p ~ 0.03), but it
     is one of a family of three deciding differences (with claim 4's two readings), and Holm
     at 0.05/3 does not reject it: no detectable difference, the line showing the adjusted level."""
-    groups = [group("mae", "ViT", 0.500, seed=1), group("simclr", "ViT", 0.535, seed=2)]
+    groups = [group("mae", "ViT", 0.500, seed=1, epoch_time=5),
+              group("simclr", "ViT", 0.535, seed=2, epoch_time=20)]
     raw = claims.probe_claim(groups)["entries"][0]["interval"]
     assert raw.excludes_zero and 0.0167 < raw.p_value < 0.05
     r = verdict_of(groups, "probe")
@@ -117,6 +118,11 @@ def test_efficiency_reads_flops_and_isolated_time_never_a_contended_clock():
         del g["mean"]["isolated_epoch_time_s"]  # every epoch shared its cores
     r = verdict_of(split, "efficiency")
     assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
+    same = [group("mae", "ViT", 0.40, seed=1, epoch_time=30, flops=1.00e9),
+            group("simclr", "ViT", 0.60, seed=2, epoch_time=45, flops=1.02e9)]
+    r = verdict_of(same, "efficiency")  # equal FLOPs name no cheaper method: time decides
+    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
+    assert any("about the same" in line and "decides nothing" in line for line in r["lines"])
 
 
 def test_untested_claims_say_so():

@@ -218,13 +218,18 @@ def efficiency_claim(groups: list[dict]) -> dict:
             ratio = dear["mean"][key] / cheap["mean"][key]
             signed = d if mae_cheaper else Interval.of(-d.value, d.parts, d.level)
             shown = fmt.format(dear["mean"][key] / unit, cheap["mean"][key] / unit)
+            if ratio < SAME_COST:  # neither is cheaper: this reading has no trade-off to test
+                entries.append(_entry(f"by {what}, {dear['model']} and {cheap['model']} cost "
+                                      f"about the same ({shown}); probe accuracy difference",
+                                      signed, False, note="equal cost: decides nothing"))
+                continue
             entries.append(_entry(f"by {what}, {dear['model']} costs {ratio:.1f}x "
                                   f"{cheap['model']} ({shown}); its probe accuracy minus the "
                                   f"cheaper one's", signed, True))
     return {"entries": entries, "evidence": [("Table", "efficiency")]}
 
 
-FAMILY = ("Holm-adjusted over the family of the {m} differences that decide the four claims")
+SAME_COST = 1.1  # costs within 10% of each other name no cheaper method
 
 
 def evaluate_claims(groups: list[dict]) -> list[dict]:

@@ -184,18 +184,24 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
             "utilisation, loop overhead, feeding and augmentation throughput.", appendix=True)))
     env_keys = ["python", "torch", "torchvision", "timm", "device_name", "git_commit",
                 "code_version"]
-    for r in spec["runs"]:
-        run = Path(r["run_dir"])
+    from ..params import fill_missing
+    for g in groups:  # one configuration's seeds differ only in `seed`: its first run stands
+        first, others = g["runs"][0], g["runs"][1:]
+        run = Path(first["run_dir"])
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
-        from ..params import fill_missing
         setup = _table([(k, _fmt(env[k])) for k in env_keys if k in env], ("environment", ""))
         made = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))  # what ran
         setup += _table(params_rows(made), ("parameter", "value"))
-        curves = graphs_dir / f"pretraining_curves_{r['name']}.png"
+        if others:
+            setup += (f"<p>Seeds {', '.join(str(r['seed']) for r in others)}: the same parameters "
+                      f"but <code>seed</code> (runs "
+                      f"{', '.join(html.escape(r['run']) for r in others)}); their numbers are in "
+                      f"the per-seed table, their files in logs/.</p>")
+        curves = graphs_dir / f"pretraining_curves_{run.name}.png"
         if curves.is_file():
-            setup += paper.figure_html(curves.read_bytes(), f"curves-{r['name']}",
+            setup += paper.figure_html(curves.read_bytes(), f"curves-{run.name}",
                                        f"Pretraining loss, learning rate and images/s per step "
-                                       f"of {r['name']}.", appendix=True)
-        parts.append((f"Run {r['name']} ({compare.relative(r['params'])})", setup))
+                                       f"of {run.name}.", appendix=True)
+        source = f" ({g['params_file']})" if g.get("params_file") else ""
+        parts.append((f"{g['model']}: run {run.name}{source}", setup))
     return parts
-
