@@ -6,7 +6,7 @@ images x epochs; fine-tuning = 3 x the encoder's forward FLOPs (encoders.forward
 labelled images x epochs x 2 (pretrained and random init) x the blocks settings (partial
 fine-tuning counted as full: an upper bound); features = the forward over train, val and test for
 each snapshot and the random-init twin. GPU time = FLOPs / (peak x MFU), with the H200's measured
-bf16 matmul peak (~790 TFLOP/s, shared/reference.md) at 30% and 15% model-FLOP utilisation (the
+bf16 matmul peak (~790 TFLOP/s, NVIDIA's H200 specification, dense) at 30% and 15% model-FLOP utilisation (the
 study trained at about 180 images/s for MAE ViT-S: far below either).
 """
 from __future__ import annotations

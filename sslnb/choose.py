@@ -53,17 +53,8 @@ def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrain
         raise ParamsError(f"choose: '{key}' is not a probe setting; accepted: "
                           f"{', '.join('eval.' + k for k in PROBE_KEYS)}. To choose a pretraining "
                           f"setting, pass --params FILE instead of --run.")
-    with choosing():
-        _, p = load_pretrained(run)
-        dev = resolve_device(device or p["device"])
-        tr, va = features(run, kind, "train"), features(run, kind, "val")
-        scores = {}
-        for v in values:
-            settings = probe_settings({**p["eval"], key: v})
-            out = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
-                               num_classes=len(tr["classes"]), seed=p["seed"], device=dev,
-                               **settings)
-            scores[v] = out["final"]["val_top1"]
+    _, p = load_pretrained(run)
+    scores = {v: val_scores(run, kind, {key: v}, device)["probe_val_top1"] for v in values}
     result = {"key": "eval." + key, "values": scores, "best": max(scores, key=scores.get)}
     log_choice(p, str(Path(run)), "eval." + key,
                [{"value": v, "run": str(run), "probe_val_top1": s} for v, s in scores.items()],

@@ -3,7 +3,7 @@ decoder of timm `Block`s reconstructs the pixels of the removed ones, and the lo
 the removed patches only. Everything MAE-specific lives in this file: the model, its loss, the
 view it trains on, its FLOPs, its export and the pictures it shows.
 
-Written from the paper and the facts in shared/reference.md; nothing of the encoder or the blocks
+Written from the paper (He et al. 2021); nothing of the encoder or the blocks
 is re-implemented.
 """
 from __future__ import annotations

@@ -9,16 +9,15 @@ import numpy as np
 import yaml
 
 from .. import methods
-from ..clock import isolated_epoch_time
 from ..errors import RunError
-from ..runs import read_jsonl
 from . import claims, paper
 from .costs import CLOCK_NOTE, time_cell  # noqa: F401  (CLOCK_NOTE: the notebook's captions)
+from .costs import cell as _cell
 from ..stats import accuracy_interval, difference_interval, mean_sd
 from ..stats import compare as compare_sentence
 
 # Published linear-probe top-1 (%) that a run of the same data, method and encoder is read against
-# (sources in ../shared/reference.md); cited in the observations only when such a run is present.
+# (the study's table; solo-learn's and sthalles/SimCLR's published results); cited in the observations only when such a run is present.
 ANCHORS = [
     ("imagenet100", "mae", "vit_small_patch16_224", 33.7,
      "the study we reproduce (25-class pretraining, 100-class probe)"),
@@ -71,7 +70,7 @@ def collect(runs: list) -> list[dict]:
         curve = e.get("curve", [])
         flops = (curve[-1]["train_flops"] / curve[-1]["images_seen"] if curve and
                  curve[-1]["images_seen"] else methods.train_flops_per_image(p))
-        isolated, alone, flagged = isolated_epoch_time(read_jsonl(run / "metrics" / "epochs.jsonl"))
+        isolated = s.get("isolated_epoch_time_s")  # absent in runs that predate sslnb.clock
         rows.append({
             "run": run.name, "run_dir": str(run),
             "group": item.get("group", run.name) if isinstance(item, dict) else run.name,
@@ -80,7 +79,8 @@ def collect(runs: list) -> list[dict]:
             "method": p["method"], "source": p["data"]["source"], "encoder": p["model"]["encoder"],
             "architecture": architecture, "encoder_params_m": m["encoder_params"] / 1e6,
             "epoch_time_s": s["epoch_time_s"], "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
-            "isolated_epoch_time_s": isolated, "epochs_alone": alone, "epochs_contended": flagged,
+            "isolated_epoch_time_s": isolated, "epochs_alone": s.get("epochs_alone", 0),
+            "epochs_contended": s.get("epochs_contended", 0),
             "isolated_images_per_s": (s["steps"] * s["images_per_step"] / s["epochs"] / isolated
                                       if isolated else None),
             "train_top1": pre["probe_train_top1"], "val_top1": pre["probe_val_top1"],
@@ -151,7 +151,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         keys = set.intersection(*(set(q["predictions"]) for q in preds))
         correct = {k: np.stack([np.asarray(q["predictions"][k]) == labels for q in preds])
                    for k in sorted(keys)}
-        for m, i in zip(members, range(len(members))):  # one source for every test accuracy
+        for i, m in enumerate(members):  # one source for every test accuracy
             for key, ev in EVALUATORS.items():
                 if ev in correct:
                     m[key] = 100.0 * float(correct[ev][i].mean())
@@ -232,20 +232,13 @@ def differences(groups: list[dict]) -> list[dict]:
     return out
 
 
-def _cell(g: dict, key: str, digits: int = 1) -> str:
-    if key not in g["mean"]:
-        return "not run"
-    m, sd = g["mean"][key], g["sd"][key]
-    return f"{m:.{digits}f} ± {sd:.{digits}f}" if g["n"] > 1 else f"{m:.{digits}f}"
-
-
 def _ci(g: dict, key: str) -> str:
     c = g["ci"].get(key)
     return f"{c.low:.1f} to {c.high:.1f}" if c else "not run"
 
 
 # The study's own table (ImageNet-100, 25-class pretraining): its val accuracies and times per
-# epoch as in shared/reference.md; parameters are the encoders' published sizes (without head).
+# epoch as the study reported them; parameters are the encoders' published sizes (without head).
 STUDY_TABLE = [
     ("MAE ViT-Small", "ViT-S/16", 21.7, "about 3 min", 33.7),
     ("MAE ViT-Base", "ViT-B/16", 85.8, "about 4.5 min", 34.0),

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 
-def _cell(g: dict, key: str) -> str:
-    m, sd = g["mean"][key], g["sd"].get(key, 0.0)
-    return f"{m:.0f} ± {sd:.0f}" if g["n"] > 1 else f"{m:.0f}"
+def cell(g: dict, key: str, digits: int = 1) -> str:
+    """A configuration's number as tables print it: mean ± sd over seeds, or the one value."""
+    if key not in g["mean"]:
+        return "not run"
+    m, sd = g["mean"][key], g["sd"][key]
+    return f"{m:.{digits}f} ± {sd:.{digits}f}" if g["n"] > 1 else f"{m:.{digits}f}"
 
 
 CLOCK_NOTE = ("Times are medians of the pretraining epochs that had the machine to themselves "
@@ -16,5 +19,5 @@ CLOCK_NOTE = ("Times are medians of the pretraining epochs that had the machine 
 def time_cell(g: dict, key: str = "isolated_epoch_time_s") -> str:
     """A cost from isolated epochs only (see CLOCK_NOTE)."""
     if key in g["mean"]:
-        return _cell(g, key)
+        return cell(g, key, 0)
     return "contended" if any(r.get("epochs_contended") for r in g["runs"]) else "not checked"
