@@ -18,6 +18,7 @@ import torchvision
 from timm.layers import build_sincos2d_pos_embed
 
 from .flops import module_forward, vit_block
+from .tiny_map_conv import train_tiny_maps_as_matmul
 
 RESNET_PREFIXES = ("resnet", "resnext", "wide_resnet")
 # The params each family reads (a report hides the other family's keys).
@@ -147,7 +148,7 @@ def resnet(name: str, stem: str = "imagenet", zero_init_residual: bool = True) -
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     net.feature_dim = net.fc.in_features
     net.fc = nn.Identity()
-    return net
+    return train_tiny_maps_as_matmul(net)
 
 
 def _cifar_stem(net: nn.Module) -> None:
@@ -200,6 +201,7 @@ def classifier(enc: nn.Module, p: dict, num_classes: int, drop_path_rate: float 
         net.fc = nn.Identity()
         net.load_state_dict(state)
         net.fc = head = nn.Linear(enc.feature_dim, num_classes)
+        train_tiny_maps_as_matmul(net)
     else:
         depth = {"depth": m["depth"]} if m["depth"] is not None else {}
         net = timm.create_model(m["encoder"], pretrained=False, img_size=p["data"]["image_size"],
