@@ -54,6 +54,12 @@ def extract(model: torch.nn.Module, images: torch.Tensor, normalize: Normalize,
     return torch.cat(out)
 
 
+def extraction_batch(p: dict, device: torch.device) -> int:
+    """eval.batch_size, or when null 512 on a GPU and 128 on a CPU (cache-sized: a ViT-Ti/4
+    extracts 1.4x faster at 128 than at 512 on a 2-core CPU; a ResNet-18 the same)."""
+    return p["eval"]["batch_size"] or (128 if device.type == "cpu" else 512)
+
+
 def random_init_model(p: dict) -> torch.nn.Module:
     """The baseline encoder: same architecture, same initialisation seed, never trained. Its
     BatchNorm layers (ResNets) keep their initial running statistics (mean 0, variance 1): the
@@ -93,7 +99,7 @@ def features(run: Path | str, kind: str = "pretrained", split: str = "train",
     dev = resolve_device(device or p["device"])
     data = load_split(p["data"], split)
     normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
-    feats = extract(model.to(dev), data.images, normalize, p["eval"]["batch_size"], dev)
+    feats = extract(model.to(dev), data.images, normalize, extraction_batch(p, dev), dev)
     out = {"features": feats, "labels": data.labels.clone(), "classes": list(data.classes),
            "key": cache.stem}
     save_checkpoint(cache, out)

@@ -79,7 +79,7 @@ POSITIVE_INTS = {
 NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
             "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
             "simclr.proj_hidden_dim": int,
-            "eval.finetune_max_train": int}
+            "eval.batch_size": int, "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
 PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
 
