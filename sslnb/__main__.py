@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .errors import SslnbError
+from .errors import ParamsError, SslnbError
 
 
 def _params_args(sp: argparse.ArgumentParser) -> None:
@@ -35,9 +35,11 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--params", help="a run's params file, for a pretraining setting")
     sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="with --params: override a param of every candidate")
-    sp.add_argument("--key", required=True,
-                    help="e.g. eval.probe_base_lr (with --run) or train.base_lr (with --params)")
-    sp.add_argument("--values", required=True, nargs="+", help="values to try, e.g. 0.03 0.1 0.3")
+    sp.add_argument("--key", required=True, action="append",
+                    help="e.g. eval.probe_base_lr (with --run) or train.base_lr (with --params); "
+                         "with --params, repeat --key and --values for a grid of every combination")
+    sp.add_argument("--values", required=True, nargs="+", action="append",
+                    help="values to try, e.g. 0.03 0.1 0.3")
     sp = sub.add_parser("report", help="run the notebooks with papermill and render report/")
     sp.add_argument("--params", required=True, help="a report params file, e.g. params/report/demo.yaml")
     sp.add_argument("--force", action="store_true", help="rerun everything, reuse nothing")
@@ -88,9 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "choose":
             import yaml
             from .choose import pretrain_setting, probe_setting
-            values = [yaml.safe_load(v) for v in args.values]
-            result = (probe_setting(args.run, args.key, values) if args.run else
-                      pretrain_setting(args.params, args.key, values, args.overrides))
+            values = [[yaml.safe_load(v) for v in vs] for vs in args.values]
+            if len(args.key) != len(values) or (args.run and len(args.key) > 1):
+                raise ParamsError("choose: give one --values list per --key (several keys, a "
+                                  "grid, only with --params)")
+            result = (probe_setting(args.run, args.key[0], values[0]) if args.run else
+                      pretrain_setting(args.params, args.key if len(args.key) > 1 else
+                                       args.key[0], values if len(args.key) > 1 else values[0],
+                                       args.overrides))
             print(json.dumps(result, indent=2))
         elif args.command == "report":
             import time

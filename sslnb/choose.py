@@ -11,6 +11,7 @@ appendix shows.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import re
 from pathlib import Path
@@ -62,30 +63,37 @@ def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrain
     return result
 
 
-def pretrain_setting(params_file: str | Path, key: str, values: list, overrides=None,
-                     out_dir: str | Path | None = None) -> dict:
+def pretrain_setting(params_file: str | Path, key: str | list[str], values: list,
+                     overrides=None, out_dir: str | Path | None = None) -> dict:
     """Pretrain one candidate per value of `key` (a finished candidate is reused), score each
-    on val (linear probe, kNN) and log the choice; the best val probe wins."""
+    on val (linear probe, kNN) and log the choice; the best val probe wins. Several keys (a list,
+    with one list of values each) try every combination: a grid, whose value is {key: value}."""
     from .train import pretrain
+    keys, grid = ([key], [values]) if isinstance(key, str) else (list(key), list(values))
     base = resolve(params_file, overrides)
-    if key not in flatten(base) or key.startswith(("eval.", "name", "out_dir")):
-        raise ParamsError(f"choose: '{key}' is not a pretraining key of {params_file}; pass a "
-                          f"dotted key such as train.base_lr, train.epochs or augment.gray_p "
-                          f"(probe settings: --run RUN --key eval.probe_base_lr).")
+    for k in keys:
+        if k not in flatten(base) or k.startswith(("eval.", "name", "out_dir")):
+            raise ParamsError(f"choose: '{k}' is not a pretraining key of {params_file}; pass a "
+                              f"dotted key such as train.base_lr, train.epochs or augment.gray_p "
+                              f"(probe settings: --run RUN --key eval.probe_base_lr).")
     candidates = []
     with choosing():
-        for v in values:
-            slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{key}={v}").strip("-")
-            p = resolve(params_file, {**_as_dict(overrides), key: v,
+        for combo in itertools.product(*grid):
+            setting = dict(zip(keys, combo))
+            slug = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f"{k}={v}").strip("-")
+                            for k, v in setting.items())
+            p = resolve(params_file, {**_as_dict(overrides), **setting,
                                       "name": f"choose_{base['name']}_{slug}",
                                       **({"out_dir": str(out_dir)} if out_dir else {})})
-            v = flatten(p)[key]  # as the params read it (YAML's 1e-4 is a string until then)
+            # as the params read them (YAML's 1e-4 is a string until then)
+            read = {k: flatten(p)[k] for k in keys}
             run = pretrain(p, reuse=True)
-            candidates.append({"value": v, "run": str(run), **val_scores(run)})
+            candidates.append({"value": read[keys[0]] if len(keys) == 1 else read, "run": str(run),
+                               **val_scores(run)})
     best = max(candidates, key=lambda c: c["probe_val_top1"])["value"]
-    path = log_choice(base, str(params_file), key, candidates, best,
+    path = log_choice(base, str(params_file), " x ".join(keys), candidates, best,
                       criterion="linear-probe val top-1", overrides=_as_dict(overrides))
-    return {"key": key, "candidates": candidates, "best": best, "log": str(path)}
+    return {"key": " x ".join(keys), "candidates": candidates, "best": best, "log": str(path)}
 
 
 def _as_dict(overrides) -> dict:
@@ -101,7 +109,7 @@ def log_choice(p: dict, source: str, key: str, candidates: list, best, criterion
     """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default), which the report's
     appendix lists for its runs."""
     from .runs import git_commit
-    path = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key}.json"
+    path = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key.replace(' x ', '+')}.json"
     write_json(path, {"name": p["name"], "params": source, "overrides": overrides or {},
                       "key": key, "criterion": criterion,
                       "split": "val", "candidates": candidates, "chosen": best,

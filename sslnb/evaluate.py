@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 
 from . import methods, runs
-from .code_version import code_version
+from .augment import Normalize
 from .checkpoint import load_checkpoint, load_pretrained, snapshots, write_json
+from .code_version import code_version
 from .data import load_split
 from .device import resolve_device
 from .features import KINDS, features, random_init_model
-from .finetune import finetune, predictions
+from .finetune import accuracy as finetune_accuracy, finetune, predictions, starting_classifier
 from .probe import (
     accuracy,
     classifier_scores,
@@ -59,17 +60,16 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
               "feature_dim": int(feats[("pretrained", "train")]["features"].shape[1]),
               "test_images": len(test_labels), "inputs": inputs}
     preds: dict[str, list[int]] = {}
-    probes = {}
     for kind in kinds:
         log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                              key="epoch") if kind in KINDS else None)
-        metrics, kind_preds, probes[kind] = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
+        metrics, kind_preds, _ = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
                                                      p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
     if e["finetune_epochs"] > 0:
-        result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds, probes)
+        result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds)
     result["curve"] = curve(run, p, steps, result)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
                                           "test_set": test_set_fingerprint(p),
@@ -83,27 +83,33 @@ def test_set_fingerprint(p: dict) -> str:
     return load_split(p["data"], "test").fingerprint()
 
 
-def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict, probes: dict) -> int:
+def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> int:
     """Fine-tune the pretrained encoder and its random-init twin for every `eval.finetune_blocks`
-    (k last blocks, or all), the head starting from each encoder's own linear probe unless
-    eval.finetune_head is `new`: val curves in metrics/, test top-1 in
-    result[kind]['finetune'][k] (and finetune_*_top1 for the most blocks trained), test
-    predictions in `preds`."""
-    train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
-    test = load_split(p["data"], "test")
-    blocks = p["eval"]["finetune_blocks"]
+    (k last blocks, or all) on the same labelled images (eval.finetune_max_train of train, every
+    class alike), each from its starting classifier (its probe on those images: depth 0): val
+    curves in metrics/, test top-1 in result[kind]['finetune'][k] (and finetune_*_top1 for the
+    most blocks trained), test predictions in `preds` ({kind}/finetune_k0 the start)."""
+    e = p["eval"]
+    train = load_split(p["data"], "train").stratified(e["finetune_max_train"], p["seed"])
+    val, test = load_split(p["data"], "val"), load_split(p["data"], "test")
+    blocks = e["finetune_blocks"]
     most = "all" if "all" in blocks else max(blocks)
-    images = 0
     for kind in KINDS:
         encoder = (model if kind == "pretrained" else random_init_model(p)).encoder
+        start = starting_classifier(encoder, p, train, dev, p["seed"])
         result[kind]["finetune"] = {}
+        if e["finetune_head"] == "probe":  # depth 0: the probe every depth starts from
+            normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+            pred = predictions(start, test, normalize, dev)
+            result[kind]["finetune"]["0"] = {
+                "val_top1": finetune_accuracy(start, val, normalize, dev),
+                "test_top1": accuracy(pred, test.labels)}
+            preds[f"{kind}/finetune_k0"] = pred.tolist()
         for k in blocks:
             suffix = "" if k == "all" else f"_k{k}"
             log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}{suffix}.jsonl",
                                 keep_until_step=0, key="epoch")
-            probe = probes[kind] if p["eval"]["finetune_head"] == "probe" else None
-            ft = finetune(encoder, p, train, val, dev, k, p["seed"], on_epoch=log.write,
-                          probe=probe)
+            ft = finetune(start, p, train, val, dev, k, p["seed"], on_epoch=log.write)
             pred = predictions(ft["model"], test, ft["normalize"], dev)
             numbers = {"val_top1": ft["val_top1"], "test_top1": accuracy(pred, test.labels)}
             result[kind]["finetune"][str(k)] = numbers
@@ -111,8 +117,7 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict, prob
             if k == most:
                 result[kind]["finetune_val_top1"] = numbers["val_top1"]
                 result[kind]["finetune_test_top1"] = numbers["test_top1"]
-            images = ft["train_images"]
-    return images
+    return len(train)
 
 
 def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classes: int, dev,

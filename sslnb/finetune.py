@@ -8,11 +8,15 @@ lr x decay^(d - i), the embeddings at decay^(d + 1), the head at lr), drop path,
 linear warm-up then cosine; ResNets take the same AdamW recipe without layer decay or drop path.
 Partial fine-tuning (the MAE paper's Figure 9) trains only the last k blocks (ViT) or stages
 (ResNet) and the head; the frozen layers stay in eval mode (no BatchNorm statistics update, no
-drop path), so they are exactly the pretrained feature extractor.
+drop path), so they are exactly the pretrained feature extractor; BatchNorm statistics stay
+those the probe read (their scale and shift train). Every depth starts from the same classifier
+(`starting_classifier`), its head a probe trained on the fine-tuning images, so each gain is
+measured on the same labelled images.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import torch
 import torch.nn as nn
@@ -22,7 +26,7 @@ from . import encoders
 from .augment import BatchAugment, Normalize
 from .data import ImageSet
 from .optim import scaled_lr, set_lr, warmup_cosine
-from .probe import accuracy as top1
+from .probe import accuracy as top1, linear_probe, probe_settings
 from .randomness import step_generator
 
 FINETUNE_AUGMENT = {"crop_scale": [0.2, 1.0], "crop_ratio": [0.75, 1.3333333], "flip_p": 0.5,
@@ -48,11 +52,16 @@ def freeze(net: nn.Module, blocks: int | str) -> nn.Module:
 
 def train_mode(net: nn.Module) -> nn.Module:
     """Training mode for the parts that train; every module whose parameters are all frozen (a
-    frozen stage with its BatchNorms, a frozen block with its drop path) in eval mode."""
+    frozen stage, a frozen block with its drop path) in eval mode, and every BatchNorm in eval
+    mode: it keeps the statistics the starting probe was fit with while its scale and shift
+    train. (In training mode a random-init twin's initial statistics, 0 and 1, give way to batch
+    statistics at the first step, and the head fit to the old features fell to chance from a
+    probe far above it: tests/test_finetune.py.)"""
     net.train()
     for module in net.modules():
         params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params):
+        if (params and not any(p.requires_grad for p in params)) or \
+                isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
     return net
 
@@ -87,22 +96,54 @@ def probe_head(probe: nn.Module, head: nn.Linear) -> nn.Linear:
     return head
 
 
-def finetune(encoder: nn.Module, p: dict, train: ImageSet, val: ImageSet, device: torch.device,
-             blocks: int | str = "all", seed: int = 0, on_epoch=None,
-             probe: nn.Module | None = None) -> dict:
-    """Fine-tune a copy of `encoder` (its weights are not touched) on `train`; val top-1 after
-    every epoch. With `probe` (the encoder's trained linear probe) the head starts as the probe
-    (eval.finetune_head: probe): fine-tuning starts where the probe ended. Returns the history, the
-    final val top-1, the model and its input normalisation."""
+def head_of(net: nn.Module) -> nn.Linear:
+    """The classifier's linear head: torchvision's `fc`, timm's `head`."""
+    fc = getattr(net, "fc", None)
+    return fc if isinstance(fc, nn.Linear) else net.head
+
+
+@torch.no_grad()
+def head_inputs(net: nn.Module, data: ImageSet, normalize: Normalize, device,
+                bs: int = 256) -> torch.Tensor:
+    """The features the classifier's head reads (eval mode), for every image of `data`."""
+    seen = []
+    hook = head_of(net).register_forward_pre_hook(lambda _, args: seen.append(args[0].float().cpu()))
+    try:
+        predictions(net, data, normalize, device, bs)
+    finally:
+        hook.remove()
+    return torch.cat(seen)
+
+
+def starting_classifier(encoder: nn.Module, p: dict, train: ImageSet, device: torch.device,
+                        seed: int = 0) -> nn.Module:
+    """What fine-tuning starts from: the plain timm / torchvision classifier of the export and,
+    with eval.finetune_head: probe (LP-FT), its head a linear probe trained on the fine-tuning
+    images' features: fine-tuning starts at that probe's accuracy, which is its depth 0 (the gain
+    of every depth is measured from it, on the same labelled images)."""
     e = p["eval"]
     vit = encoders.family(p["model"]["encoder"]) == "vit"
     torch.manual_seed(seed)
     net = encoders.classifier(encoder, p, len(train.classes),
-                              e["finetune_drop_path"] if vit else 0.0)
-    if probe is not None:
-        probe_head(probe.cpu(), net.head if vit else net.fc)
-    net = freeze(net, blocks).to(device)
-    train = train.stratified(e["finetune_max_train"], seed)  # every class, not the first few
+                              e["finetune_drop_path"] if vit else 0.0).to(device)
+    normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+    if e["finetune_head"] == "probe":
+        feats = head_inputs(net, train, normalize, device)
+        probe = linear_probe(feats, train.labels, None, None, num_classes=len(train.classes),
+                             seed=seed, device=device, **probe_settings(e))["model"]
+        probe_head(probe.cpu(), head_of(net))
+    return net.eval()
+
+
+def finetune(start: nn.Module, p: dict, train: ImageSet, val: ImageSet, device: torch.device,
+             blocks: int | str = "all", seed: int = 0, on_epoch=None) -> dict:
+    """Fine-tune a copy of `start` (starting_classifier; it is not touched) on `train`, the last
+    `blocks` blocks or stages and the head; val top-1 after every epoch. Returns the history,
+    the final val top-1, the model and its input normalisation."""
+    e = p["eval"]
+    vit = encoders.family(p["model"]["encoder"]) == "vit"
+    torch.manual_seed(seed)
+    net = freeze(copy.deepcopy(start), blocks).to(device)
     bs = min(e["finetune_batch_size"], len(train))
     steps_per_epoch = len(train) // bs
     total = steps_per_epoch * e["finetune_epochs"]

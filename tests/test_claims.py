@@ -21,16 +21,38 @@ def correct(accuracy: float, seed: int) -> np.ndarray:
 
 
 def group(method: str, arch: str, probe: float, finetune: float | None = None, seed: int = 0,
-          epoch_time: float = 10.0, flops: float | None = None) -> dict:
+          epoch_time: float = 10.0, flops: float | None = None, start: float | None = None,
+          **depths: float) -> dict:
+    """A configuration as compare.summarise makes it: test correctness per evaluator, and a
+    curve across pretraining whose last point (100 steps) is the pretrained encoder. `start` is
+    the probe fine-tuning started from (depth 0); depths k1=..., k2=... its partial fine-tunings."""
     c = {"pretrained/probe": correct(probe, seed)}
     if finetune is not None:
         c["pretrained/finetune"] = correct(finetune, seed + 100)
+    if start is not None:
+        c["pretrained/finetune_k0"] = correct(start, seed + 200)
+    for i, (k, acc) in enumerate(depths.items()):
+        c[f"pretrained/finetune_{k}"] = correct(acc, seed + 300 + i)
+    per_image = flops if flops is not None else epoch_time * 1e9
+    curve = [{"step": 0, "kind": "random_init", "train_flops": 0.0, "train_seconds": 0.0},
+             {"step": 100, "kind": "pretrained", "train_flops": 100 * per_image,
+              "train_seconds": 100 * epoch_time}]
     return {"method": method, "architecture": arch, "model": f"{method} {arch}", "correct": c,
             "labels": np.zeros(N), "params": resolve(None, {"method": method, "seed": seed}),
-            "test_set": "same images", "runs": [{}],
-            "mean": {"isolated_epoch_time_s": epoch_time, "pretrain_images": 10000,
-                     "train_flops_per_image": flops if flops is not None else epoch_time * 1e9},
+            "test_set": "same images", "runs": [{}], "curve": curve,
+            "mean": {"isolated_epoch_time_s": epoch_time, "pretrain_images": 10000, "steps": 100,
+                     "train_flops_per_image": per_image},
             "ci": {}}
+
+
+def snapshot(g: dict, step: int, accuracy: float, seed: int) -> dict:
+    """Add a kept snapshot at `step` (FLOPs and seconds in proportion) with its probe accuracy."""
+    end = g["curve"][-1]
+    g["curve"].insert(-1, {"step": step, "kind": f"step_{step}",
+                           "train_flops": end["train_flops"] * step / end["step"],
+                           "train_seconds": end["train_seconds"] * step / end["step"]})
+    g["correct"][f"step_{step}/probe"] = correct(accuracy, seed)
+    return g
 
 
 def verdict_of(groups: list[dict], claim: str) -> dict:
@@ -91,8 +113,84 @@ def test_verdicts_read_the_holm_adjusted_intervals():
     (0.52, 0.70, claims.CONTRADICTED),   # MAE +2, SimCLR +20
     (0.60, 0.60, claims.NO_DIFFERENCE)])  # both +10
 def test_finetune_claim_is_a_difference_of_gains(mae_ft, sim_ft, want):
-    groups = [group("mae", "ViT", 0.50, mae_ft, seed=1), group("simclr", "ViT", 0.50, sim_ft, seed=2)]
+    """Each gain is measured from the probe fine-tuning started from, on the same labelled
+    images (depth 0); without that probe a gain compares different label sets: shown, no verdict."""
+    groups = [group("mae", "ViT", 0.45, mae_ft, seed=1, start=0.50),
+              group("simclr", "ViT", 0.55, sim_ft, seed=2, start=0.50)]
     assert verdict_of(groups, "finetune")["verdict"] == want
+    unequal_labels = [group("mae", "ViT", 0.50, mae_ft, seed=1),
+                      group("simclr", "ViT", 0.50, sim_ft, seed=2)]
+    r = verdict_of(unequal_labels, "finetune")
+    assert r["verdict"] == claims.NOT_TESTED and not r["deciding"]
+    assert all("different labelled images" in line for line in r["lines"])
+
+
+def test_finetune_depths_that_disagree_give_mixed():
+    """MAE gains 20 points from its last block and 5 end to end; SimCLR 2 and 20: supported at
+    one depth, contradicted at the other, so mixed, every depth stated."""
+    groups = [group("mae", "ViT", 0.50, 0.55, seed=1, start=0.50, k1=0.70),
+              group("simclr", "ViT", 0.50, 0.70, seed=2, start=0.50, k1=0.52)]
+    r = verdict_of(groups, "finetune")
+    assert r["verdict"] == claims.MIXED and len(r["deciding"]) == 2
+    assert any("last 1 block" in d["text"] for d in r["deciding"])
+    assert any("all blocks" in d["text"] for d in r["deciding"])
+    agree = [group("mae", "ViT", 0.50, 0.70, seed=1, start=0.50, k1=0.68),
+             group("simclr", "ViT", 0.50, 0.52, seed=2, start=0.50, k1=0.51)]
+    assert verdict_of(agree, "finetune")["verdict"] == claims.SUPPORTED
+
+
+def test_probe_claim_whose_sign_changes_with_the_budget_depends_on_it():
+    """Equal steps, SimCLR 3x MAE's FLOPs per step: at the end SimCLR leads by 10 points (equal
+    steps and equal time: one reading), but read at MAE's FLOPs (SimCLR's snapshot at step 30,
+    90% of them) it trails by 10: depends on budget, each reading with the snapshot it used."""
+    mae = group("mae", "ViT", 0.50, seed=1, flops=1e9, epoch_time=10)
+    sim = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 30, 0.40, 3)
+    r = verdict_of([mae, sim], "probe")
+    assert r["verdict"] == claims.DEPENDS and len(r["deciding"]) == 2
+    texts = [d["text"] for d in r["deciding"]]
+    assert any("optimizer steps and pretraining time" in t for t in texts)
+    assert any("training FLOPs" in t and "step 30" in t for t in texts)
+    assert "Verdict: depends on budget" in claims.markdown([r])
+    both_ahead = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 30,
+                          0.58, 3)
+    assert verdict_of([mae, both_ahead], "probe")["verdict"] == claims.SUPPORTED
+
+
+def test_a_budget_without_a_near_snapshot_is_not_read():
+    """SimCLR's only snapshot before its end holds 30% of MAE's FLOPs: the FLOPs reading would be
+    extrapolated, so it is listed as not read and the verdict rests on the readings matched."""
+    mae = group("mae", "ViT", 0.50, seed=1, flops=1e9, epoch_time=10)
+    sim = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 10, 0.20, 3)
+    r = verdict_of([mae, sim], "probe")
+    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
+    assert any("training FLOPs: not read (simclr ViT kept no snapshot between 0.08 TFLOP and 0.1 "
+               "TFLOP" in line for line in r["lines"]), r["lines"]
+    sim["mean"]["epochs_contended"] = 1  # a clock that shared its cores is never read
+    assert any("pretraining time: not read" in line for line in
+               verdict_of([mae, sim], "probe")["lines"])
+
+
+def sweep_group(method: str, images: int, epochs: int, probe: float, seed: int) -> dict:
+    g = group(method, "ViT", probe, seed=seed)
+    g["params"] = resolve(None, {"method": method, "train.epochs": epochs,
+                                 "data.pretrain_fraction": images / 10000})
+    g["mean"].update(pretrain_images=images, steps=images * epochs // 100)
+    return g
+
+
+def test_data_claim_decides_at_equal_steps_only():
+    """The full set (10 epochs) against a quarter run 40 epochs (equal steps) decides; the quarter
+    run 10 epochs (a quarter of the steps) is shown, labelled, and decides nothing, however large
+    its difference."""
+    full = sweep_group("mae", 10000, 10, 0.50, 1)
+    equal_steps = sweep_group("mae", 2500, 40, 0.49, 2)
+    same_epochs = sweep_group("mae", 2500, 10, 0.30, 3)
+    r = verdict_of([full, equal_steps, same_epochs], "data")
+    assert r["verdict"] == claims.NO_DIFFERENCE and len(r["deciding"]) == 1
+    assert "both 1,000 steps" in r["deciding"][0]["text"]
+    assert any("1,000 vs 250 steps" in line and "decides nothing" in line for line in r["lines"])
+    assert verdict_of([full, same_epochs], "data")["verdict"] == claims.NOT_TESTED
+    assert claims.main_groups([full, equal_steps, same_epochs]) == [full]
 
 
 def test_efficiency_trade_off():

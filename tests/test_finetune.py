@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from sslnb import encoders
+from sslnb.augment import Normalize
 from sslnb.data import load_split
-from sslnb.finetune import finetune, lr_groups, trainable
+from sslnb.finetune import accuracy, finetune, lr_groups, starting_classifier, trainable
 from sslnb.methods import build_model
 from sslnb.optim import set_lr
 from sslnb.params import resolve
@@ -37,19 +38,50 @@ def test_partial_finetuning_changes_exactly_the_last_k_blocks_and_the_head(famil
     p = resolve(None, {**SMALL, **overrides})
     torch.manual_seed(0)
     encoder = build_model(p).encoder
-    before = encoders.classifier(encoder, p, 10).state_dict()
     encoder_before = {n: t.clone() for n, t in encoder.state_dict().items()}
     train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
-    after = finetune(encoder, p, train, val, torch.device("cpu"), blocks=k)["model"].state_dict()
+    start = starting_classifier(encoder, p, train, torch.device("cpu"))
+    before = {n: t.clone() for n, t in start.state_dict().items()}
+    after = finetune(start, p, train, val, torch.device("cpu"), blocks=k)["model"].state_dict()
     blocks = 4 if family == "resnet" else 3
     frozen = [n for n in before if frozen_by_name(n, family, k, blocks)]
-    trained = [n for n in before if n not in frozen and not n.endswith("num_batches_tracked")]
+    statistics = ("num_batches_tracked", "running_mean", "running_var")
+    trained = [n for n in before if n not in frozen and not n.endswith(statistics)]
     assert frozen and trained
     for n in frozen:  # parameters and buffers (a frozen stage's BatchNorm statistics too)
         assert torch.equal(before[n], after[n]), f"{n} changed although frozen"
+    for n in before:  # BatchNorm keeps the statistics its starting probe read, everywhere
+        if n.endswith(statistics):
+            assert torch.equal(before[n], after[n]), f"{n} changed"
     for n in trained:
         assert not torch.equal(before[n], after[n]), f"{n} did not train"
     assert all(torch.equal(t, encoder.state_dict()[n]) for n, t in encoder_before.items())
+    assert all(torch.equal(t, start.state_dict()[n]) for n, t in before.items())
+
+
+def test_a_random_init_resnet_starts_fine_tuning_at_its_probe_accuracy():
+    """The random-init twin's BatchNorm statistics are still 0 and 1: had fine-tuning switched
+    BatchNorm to training mode, batch statistics would replace them at the first step and the
+    head fit to the old features would read noise (it fell to chance from a probe far above
+    it). Fine-tuning keeps the statistics, so an epoch at a vanishing learning rate stays at the
+    probe's accuracy, and the statistics do not move."""
+    p = resolve(None, {**RESNET, "model.zero_init_residual": False, "data.num_train": 2000,
+                       "data.num_val": 300, "eval.finetune_epochs": 1,
+                       "eval.finetune_batch_size": 32, "eval.finetune_base_lr": 1e-12,
+                       "eval.finetune_blocks": ["all"], "eval.probe_epochs": 30,
+                       "eval.probe_warmup_epochs": 3})
+    torch.manual_seed(0)
+    encoder = build_model(p).encoder  # never trained: the random-init twin
+    train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
+    cpu = torch.device("cpu")
+    start = starting_classifier(encoder, p, train, cpu)
+    normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+    probe_acc = accuracy(start, val, normalize, cpu)
+    assert probe_acc > 20.0  # a probe well above chance (10 classes)
+    tuned = finetune(start, p, train, val, cpu)
+    assert abs(tuned["val_top1"] - probe_acc) < 1.0, (probe_acc, tuned["val_top1"])
+    stats = lambda net: {n: t for n, t in net.state_dict().items() if "running_" in n}  # noqa: E731
+    assert all(torch.equal(t, stats(start)[n]) for n, t in stats(tuned["model"]).items())
 
 
 def test_all_blocks_train_end_to_end():

@@ -265,3 +265,18 @@ def test_choosing_a_pretraining_setting_pretrains_each_candidate_and_reads_val_o
     bad = cli("choose", "--params", "params/demo/mae_vit_tiny.yaml", "--key", "eval.probe_epochs",
               "--values", "1", "2")
     assert bad.returncode == 2 and "not a pretraining key" in bad.stderr
+    # A grid: every combination of two keys, each candidate's value naming both.
+    r = cli("choose", "--params", "params/demo/mae_vit_tiny.yaml", *sum((["--set", s] for s in sets), []),
+            "--key", "train.base_lr", "--values", "1e-4", "4e-3",
+            "--key", "mae.mask_ratio", "--values", "0.5", "0.75")
+    assert r.returncode == 0, r.stderr
+    grid = json.loads(r.stdout)
+    assert [c["value"] for c in grid["candidates"]] == [
+        {"train.base_lr": lr, "mae.mask_ratio": m} for lr in (1e-4, 4e-3) for m in (0.5, 0.75)]
+    assert len({c["run"] for c in grid["candidates"]}) == 4
+    log = json.loads((tmp_path / "choices" / "mae_vit_tiny__train.base_lr+mae.mask_ratio.json")
+                     .read_text())
+    assert log["key"] == "train.base_lr x mae.mask_ratio" and log["chosen"] == grid["best"]
+    uneven = cli("choose", "--params", "params/demo/mae_vit_tiny.yaml", "--key", "train.base_lr",
+                 "--values", "1e-4", "--key", "mae.mask_ratio")
+    assert uneven.returncode == 2 and "one --values list per --key" in uneven.stderr

@@ -78,7 +78,8 @@ def collect(runs: list) -> list[dict]:
             "seed": p["seed"], "model": f"{method.title} {architecture.split(',')[0]}",
             "method": p["method"], "source": p["data"]["source"], "encoder": p["model"]["encoder"],
             "architecture": architecture, "encoder_params_m": m["encoder_params"] / 1e6,
-            "epoch_time_s": s["epoch_time_s"], "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
+            "steps": s["steps"], "epoch_time_s": s["epoch_time_s"],
+            "pretrain_time_s": s["epoch_time_s"] * s["epochs"],
             "isolated_epoch_time_s": isolated, "epochs_alone": s.get("epochs_alone", 0),
             "epochs_contended": s.get("epochs_contended", 0),
             "isolated_images_per_s": (s["steps"] * s["images_per_step"] / s["epochs"] / isolated
@@ -171,8 +172,12 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "labels": labels, "correct": correct, "runs": members,
                     "params": members[0]["params"], "curve": _curve(members, correct)})
     for sweep in claims.sweeps(out):  # name the smaller pretraining sets of a data-scale sweep
-        for g in sweep[:-1]:
-            g["model"] += f", {g['mean']['pretrain_images']:,.0f} pretraining images"
+        for g in sweep:
+            if g["mean"]["pretrain_images"] < sweep[-1]["mean"]["pretrain_images"]:
+                twins = [h for h in sweep
+                         if h["mean"]["pretrain_images"] == g["mean"]["pretrain_images"]]
+                g["model"] += f", {g['mean']['pretrain_images']:,.0f} pretraining images" + (
+                    f", {claims.steps(g):,.0f} steps" if len(twins) > 1 else "")
     return out
 
 
@@ -191,7 +196,8 @@ def _curve(members: list[dict], correct: dict) -> list[dict]:
         xs = {k: float(np.mean([m["curve"][i][k] for m in members]))
               for k in ("epoch", "images_seen", "train_flops", "train_seconds")
               if all(m["curve"][i].get(k) is not None for m in members)}
-        points.append({"step": pt["step"], **xs, "probe": accuracy_interval(correct[f"{kind}/probe"]),
+        points.append({"step": pt["step"], "kind": kind, **xs,
+                       "probe": accuracy_interval(correct[f"{kind}/probe"]),
                        "knn": accuracy_interval(correct[f"{kind}/knn"])})
     return points
 
@@ -217,8 +223,11 @@ def differences(groups: list[dict]) -> list[dict]:
                 add("vs_random_init", g["model"], "its random-init twin", c[f"pretrained/{ev}"],
                     c[f"random_init/{ev}"], what, True)
         if "pretrained/finetune" in c:
-            add("finetune_vs_probe", f"{g['model']} fine-tuned", f"{g['model']} linear probe",
-                c["pretrained/finetune"], c["pretrained/probe"], "", True)
+            start = "pretrained/finetune_k0" in c  # the probe on fine-tuning's labelled images
+            add("finetune_vs_probe", f"{g['model']} fine-tuned",
+                f"{g['model']} linear probe" + (" on the same labelled images" if start else ""),
+                c["pretrained/finetune"], c["pretrained/finetune_k0" if start else
+                                            "pretrained/probe"], "", True)
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
             if not same_test_set(a, b):
@@ -336,7 +345,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     iv = lambda c: {"value": c.value, "low": c.low, "high": c.high, "level": c.level}  # noqa: E731
-    smaller = {id(g) for s in claims.sweeps(groups) for g in s[:-1]}
+    smaller = {id(g) for g in claims.smaller_sets(groups)}
     largest = max(groups, key=lambda g: g["mean"]["pretrain_images"])
     doc = {"note": INTERVALS_NOTE, "split": "test",
            "data": {"description": paper.data_description(largest["params"],
@@ -480,10 +489,12 @@ def limitations(groups: list[dict]) -> list[str]:
                    + (f" on {e['finetune_max_train']:,} labelled images" if e["finetune_max_train"]
                       else "") + ", without mixup or cutmix): it says little about how each "
                    "method fine-tunes at a full budget.")
-    if claims.sweeps(groups):
-        out.append("The data-scale runs train every pretraining set for the same number of "
-                   "epochs, so a larger set also gets more optimizer steps: the data claim's "
-                   "comparison does not separate more data from more compute.")
+    sweeps = claims.sweeps(groups)
+    if any(claims.steps(g) < claims.steps(claims.full_set(s)) for s in sweeps for g in s):
+        out.append("Some data-scale runs train a smaller pretraining set for the same epochs as "
+                   "the full one, so it also gets fewer optimizer steps: those comparisons do not "
+                   "separate less data from less compute (shown, labelled; only equal-step "
+                   "comparisons decide the data claim).")
     out.append("Random-init twins use the same architecture and initialisation seed, never trained "
                "(ResNet BatchNorm statistics at their initial values)" + (
                    "; the linear probe uses SGD rather than the protocol's LARS because its "

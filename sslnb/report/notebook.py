@@ -142,7 +142,8 @@ def choices_html(groups: list[dict], paper) -> str:
         for c in doc["candidates"]:
             fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
             rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
-                         "Value": str(c["value"]),
+                         "Value": (", ".join(f"{k}={v}" for k, v in c["value"].items())
+                                   if isinstance(c["value"], dict) else str(c["value"])),
                          "Probe val top-1 (%)": f"{c['probe_val_top1']:.1f}",
                          "kNN val top-1 (%)": (f"{c['knn_val_top1']:.1f}"
                                                if c.get("knn_val_top1") is not None else ""),

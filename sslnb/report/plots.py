@@ -128,8 +128,9 @@ def _errorbar(ax, x, ivs, **kw):
 
 def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial_finetuning"):
     """Test top-1 against how many of the last blocks (ViT) or stages (ResNet) were fine-tuned,
-    0 being the linear probe, pretrained vs random init, with 95% bootstrap intervals: the MAE
-    paper's Figure 9 (probe -> partial -> full), one panel per model. None without fine-tuning."""
+    0 being the linear probe (on fine-tuning's labelled images where the run has it), pretrained
+    vs random init, with 95% intervals: the MAE paper's Figure 9 (probe -> partial -> full), one
+    panel per model. None without fine-tuning."""
     from ..stats import accuracy_interval
     from .claims import main_groups
     tuned = [g for g in main_groups(groups) if "pretrained/finetune" in g["correct"]
@@ -143,8 +144,9 @@ def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial
         ks = [0, *sorted(k for k in blocks if k != "all"), *(["all"] if "all" in blocks else [])]
         for kind, color, label in (("pretrained", "C0", "pretrained"),
                                    ("random_init", "C7", "random init")):
-            keys = [f"{kind}/probe" if k == 0 else f"{kind}/finetune" if k == "all"
-                    else f"{kind}/finetune_k{k}" for k in ks]
+            start = f"{kind}/finetune_k0"  # the probe on fine-tuning's own labelled images
+            keys = [(start if start in g["correct"] else f"{kind}/probe") if k == 0
+                    else f"{kind}/finetune" if k == "all" else f"{kind}/finetune_k{k}" for k in ks]
             shown = [(i, key) for i, key in enumerate(keys) if key in g["correct"]]
             _errorbar(ax, [i for i, _ in shown],
                       [accuracy_interval(g["correct"][key]) for _, key in shown],
@@ -158,20 +160,29 @@ def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial
 
 
 def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
-    """Linear-probe test top-1 against the number of pretraining images, one line per method
-    (runs that differ only in their pretraining set), with 95% bootstrap intervals; the
-    random-init probe dashed. None without such runs."""
-    from .claims import sweeps
+    """Linear-probe test top-1 against the number of pretraining images, one colour per method
+    (runs that differ only in their pretraining set): solid, every set at the full set's
+    optimizer steps; dotted, every set at the full set's epochs (fewer steps for fewer images);
+    95% intervals; the random-init probe dashed. None without such runs."""
+    from .claims import full_set, steps, sweeps
     found = sweeps(groups)
     if not found:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for i, s in enumerate(found):
-        x = [g["mean"]["pretrain_images"] for g in s]
-        _errorbar(ax, x, [g["ci"]["test_top1"] for g in s], fmt="-o", color=f"C{i}",
-                  label=s[-1]["model"])
-        ax.plot(x, [g["mean"]["random_test_top1"] for g in s], "--", color=f"C{i}", alpha=0.5,
-                label=f"{s[-1]['model']}, random init")
+        full = full_set(s)
+        series = [("equal steps", "-o", [g for g in s if steps(g) == steps(full)]),
+                  ("equal epochs", ":s", [g for g in s if g["params"]["train"]["epochs"] ==
+                                          full["params"]["train"]["epochs"]])]
+        for label, fmt, line in series:
+            if len({g["mean"]["pretrain_images"] for g in line}) < 2:
+                continue
+            x = [g["mean"]["pretrain_images"] for g in line]
+            _errorbar(ax, x, [g["ci"]["test_top1"] for g in line], fmt=fmt, color=f"C{i}",
+                      label=f"{full['model']}, {label}")
+        random = {g["mean"]["pretrain_images"]: g["mean"]["random_test_top1"] for g in s}
+        ax.plot(list(random), list(random.values()), "--", color=f"C{i}", alpha=0.5,
+                label=f"{full['model']}, random init")
     sizes = [g["mean"]["pretrain_images"] for s in found for g in s]
     if max(sizes) >= 10 * min(sizes):
         ax.set_xscale("log")
