@@ -3,7 +3,7 @@
 - `imagenet100`: ImageNet-100 as Kaggle ships it (dataset ambityga/imagenet100): train.X1 ...
   train.X4 (25 class folders each), val.X (100 class folders), Labels.json (wnid -> name).
 - `imagenet`: a full ImageNet tree, train/<wnid>/ and val/<wnid>/, filtered to the 100 classes of
-  the CMC paper (imagenet100_classes.txt, shipped beside this file; credits in the README).
+  the CMC paper (imagenet100_classes.txt, shipped beside this file; credits in docs/references.md).
 - `imagefolder`: any tree of class folders: root/train/<class> with root/test/<class> and/or
   root/val/<class>, or root/<class> alone.
 

@@ -1,6 +1,6 @@
 """What a self-supervised method tells the rest of sslnb. The training loop, the benchmark, the
 FLOP count, the export and the report ask a `Method` and branch on nothing: adding a method is
-one file in this folder (see the README, "Adding a method")."""
+one file in this folder (see docs/adding-a-method.md)."""
 from __future__ import annotations
 
 import torch

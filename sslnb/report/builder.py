@@ -210,8 +210,33 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
             '<details class="appendix"', '<details open class="appendix"'), encoding="utf-8")
         print_pdf(printable, staging / "report.pdf")
         printable.unlink()
+    for nb in (staging / "executed").glob("*.ipynb"):
+        strip_figures(nb)
     _replace(staging, report_dir)
     return report_dir / "report.html"
+
+
+def strip_figures(notebook: Path) -> None:
+    """Drop the images from an executed notebook's outputs, keeping their text: every figure is
+    a PNG in graphs/ and embedded in report.html, so a third copy in the notebooks would only
+    grow the repository with every rebuild."""
+    import nbformat
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            images = [k for k in data if k.startswith("image/")]
+            for k in images:
+                del data[k]
+            if images and "text/plain" not in data:
+                data["text/plain"] = "[figure: in graphs/ and in report.html]"
+            if "text/html" in data:  # figures the comparison embeds in its HTML cells
+                html = "".join(data["text/html"]) if isinstance(data["text/html"], list) \
+                    else data["text/html"]
+                data["text/html"] = re.sub(r'src="data:image/[^"]*"',
+                                           'src="" alt="figure: in graphs/ and in report.html"',
+                                           html)
+    nbformat.write(nb, notebook)
 
 
 def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kernel: str,
@@ -245,9 +270,9 @@ def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
     merged = nbformat.read(compare_nb, as_version=4)
+    hidden = {"injected-parameters", "parameters", "notebook-only"}  # not part of the paper
     merged.cells = [c for c in merged.cells
-                    if "injected-parameters" not in c.get("metadata", {}).get("tags", [])
-                    and "parameters" not in c.get("metadata", {}).get("tags", [])]
+                    if not hidden & set(c.get("metadata", {}).get("tags", []))]
     for c in merged.cells:
         if c.cell_type == "code":
             c.outputs = [o for o in c.outputs if o.get("output_type") != "stream"]

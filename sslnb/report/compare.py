@@ -376,7 +376,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
     return results_dir / "results.json"
 
 
-# The study's throughput: ~3, ~4.5 and ~12 minutes per epoch of ~32,500 images (reference.md).
+# The study's throughput: ~3, ~4.5 and ~12 minutes per epoch of ~32,500 images (docs/references.md).
 STUDY_SPEED = {"vit_small_patch16_224": 180.0, "vit_base_patch16_224": 120.0, "resnet50": 45.0}
 
 
@@ -498,6 +498,6 @@ def limitations(groups: list[dict]) -> list[str]:
     out.append("Random-init twins use the same architecture and initialisation seed, never trained "
                "(ResNet BatchNorm statistics at their initial values)" + (
                    "; the linear probe uses SGD rather than the protocol's LARS because its "
-                   "batches are small (see the README)." if all(
+                   "batches are small (see docs/protocol.md)." if all(
                        g["params"]["eval"]["probe_optimizer"] == "sgd" for g in groups) else "."))
     return out

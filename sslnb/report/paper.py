@@ -160,7 +160,7 @@ def methods_markdown(groups: list[dict]) -> str:
     else:
         data = (f"`data.source: {d['source']}` at {d['image_size']}px: `val` holds "
                 f"{d['val_per_class']} images per class carved from the training images (seeded), "
-                f"`test` is the official held-out set (see the README, Datasets).")
+                f"`test` is the official held-out set (see docs/datasets.md).")
     lines = ["## Methods", "", "**Data and splits.** " + data + " Pretraining reads the "
              "pretraining images only (no labels); probes, kNN and fine-tuning train on `train`; "
              "every choice (recipes, learning rates, the demo's data) was made on `val`; every "
@@ -194,13 +194,17 @@ def methods_markdown(groups: list[dict]) -> str:
                       + f", AdamW at base lr {f['finetune_base_lr']:g}, layer-wise lr decay "
                       f"{f['finetune_layer_decay']:g} and drop path {f['finetune_drop_path']:g} "
                       f"(ViTs), label smoothing {f['finetune_label_smoothing']:g}; the last "
-                      f"{listing([str(k) for k in f['finetune_blocks']])} blocks (stages) train.")
+                      f"{listing([str(k) for k in f['finetune_blocks']])} blocks (stages) train"
+                      + ("; every depth starts from a linear probe trained on the same labelled "
+                         "images (depth 0, what each gain is measured from), and BatchNorm keeps "
+                         "the statistics that probe read." if any(
+                             "pretrained/finetune_k0" in g["correct"] for g in tuned) else "."))
     lines += ["", "**Baselines.** Every encoder is read next to its random-init twin: the same "
               "architecture built with the same seed, never trained (a ResNet's BatchNorm "
               "statistics at their initial values), through the same probe, kNN and fine-tuning.",
               "", "**Hardware.** " + listing(sorted({g["device"] for g in groups})) + "."]
     names = sorted({methods.get(g["method"]).title for g in groups})
     lines += ["", f"**Objectives.** {listing(names)} as in their papers (MAE: He et al. 2021; "
-              f"SimCLR: Chen et al. 2020); what is faithful and how it is tested is listed in the "
-              f"README, \"Faithful to the papers\"."]
+              f"SimCLR: Chen et al. 2020); what is faithful and how it is tested is listed in "
+              f"docs/methods.md and docs/protocol.md."]
     return "\n".join(lines)
