@@ -22,6 +22,18 @@ from . import cache, layouts, shapes, torchvision_sets
 
 SPLITS = ("pretrain", "train", "val", "test")
 FILE_SOURCES = ("imagefolder", "imagenet100", "imagenet")
+TORCHVISION_SOURCES = ("cifar10", "cifar100", "stl10")
+# The data keys only some sources read (every other data key applies to all): a report's
+# parameter tables hide a key its run's source never reads.
+SOURCE_PARAMS = {
+    **{f"data.{k}": ("shapes",) for k in ("num_train", "num_val", "num_test", "num_classes",
+                                          "scale", "max_shift", "noise", "texture")},
+    **{f"data.{k}": FILE_SOURCES for k in ("cache_dir", "cache_size", "decode_workers")},
+    "data.root": FILE_SOURCES + TORCHVISION_SOURCES,
+    "data.val_per_class": FILE_SOURCES + TORCHVISION_SOURCES,
+    "data.val_fraction": ("imagefolder",),
+    "data.download": TORCHVISION_SOURCES,
+}
 
 
 @dataclass

@@ -62,7 +62,8 @@ def _show(html_text: str) -> None:
 
 
 KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.depth", "model.stem",
-              "model.feature_pool", "data.source", "data.image_size", "data.num_train",
+              "model.feature_pool", "data.source", "data.pretrain_classes",
+              "data.image_size", "data.num_train",
               "data.num_val", "data.num_test", "data.val_per_class", "mae.mask_ratio", "mae.norm_pix_loss", "mae.decoder_dim",
               "mae.decoder_depth", "simclr.temperature", "simclr.proj_dim", "augment.crop_scale",
               "augment.jitter_p", "augment.gray_p", "train.epochs", "train.batch_size",
@@ -71,8 +72,8 @@ KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.dept
 
 
 def params_rows(p: dict) -> list[tuple]:
-    """KEY_PARAMS of this run, without the keys that only other methods or the other encoder
-    family read."""
+    """KEY_PARAMS of this run, without the keys that only other methods, the other encoder family
+    or other data sources read, and without unset (null) ones."""
     from .. import encoders, methods
     from ..params import flatten
     flat = flatten(p)
@@ -82,7 +83,11 @@ def params_rows(p: dict) -> list[tuple]:
     mine = methods.get(p).own_params + encoders.FAMILY_PARAMS[fam]
     hidden = lambda k: any(k.startswith(o) for o in others) and not any(  # noqa: E731
         k.startswith(o) for o in mine)
-    return [(k, flat[k]) for k in KEY_PARAMS if k in flat and not hidden(k)]
+    from ..data import SOURCE_PARAMS
+    source = p["data"]["source"]
+    elsewhere = lambda k: source not in SOURCE_PARAMS.get(k, (source,))  # noqa: E731
+    return [(k, flat[k]) for k in KEY_PARAMS
+            if k in flat and flat[k] is not None and not hidden(k) and not elsewhere(k)]
 
 
 def show_params(p: dict) -> None:

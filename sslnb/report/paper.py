@@ -90,13 +90,61 @@ def listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+# How readers write each data source (the params say `imagenet100`; a paper says ImageNet-100).
+DATASET_NAMES = {"shapes": "the embedded shapes data", "imagenet100": "ImageNet-100",
+                 "imagenet": "ImageNet-100 (from a full ImageNet tree)",
+                 "imagefolder": "an image folder", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                 "stl10": "STL-10"}
+
+
+def dataset_name(source: str) -> str:
+    return DATASET_NAMES.get(source, source)
+
+
+def study_classes(d: dict) -> str:
+    """', the classes of train.X1 (the study's pretraining set)' where that is what was kept."""
+    kept = d.get("pretrain_classes")
+    return (", the classes of train.X1 (the study's pretraining set)"
+            if d["source"] == "imagenet100" and kept == ["train.X1"] else "")
+
+
 def data_description(p: dict, pretrain_images: int) -> str:
     """What the encoders pretrained on, as the abstract says it."""
     d = p["data"]
     if d["source"] == "shapes":
         return (f"{int(pretrain_images):,} generated {d['image_size']}px images of {d['num_classes']} "
                 f"shape classes (the embedded `shapes` data)")
-    return f"{d['source']} at {d['image_size']}px ({int(pretrain_images):,} pretraining images)"
+    return (f"{dataset_name(d['source'])} at {d['image_size']}px ({int(pretrain_images):,} "
+            f"pretraining images{study_classes(d)})")
+
+
+def pretraining_data(groups: list[dict], shown: int = 20) -> list[str]:
+    """Methods lines: the classes each pretraining saw (names and ids, from the run's data.json)
+    and the files the decode-once cache skipped, with reasons."""
+    import json
+    seen: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for g in groups:
+        path = Path(g["runs"][0]["run_dir"]) / "data.json"
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text())
+        names = [c["id"] if c["name"] == c["id"] else f"{c['name']} ({c['id']})"
+                 for c in d["classes"]]
+        label = f"{len(names)} classes{study_classes(g['params']['data'])}: {', '.join(names)}"
+        seen.setdefault(label, []).append(g["model"])
+        skipped.update({s["file"]: s["reason"] for s in d.get("skipped", [])})
+    lines = []
+    for label, models in seen.items():
+        who = "" if len(seen) == 1 else f" ({listing(models)})"
+        lines.append(f"**Pretraining classes{who}.** {label}.")
+    if skipped:
+        listed = "; ".join(f"`{f}` ({r})" for f, r in list(skipped.items())[:shown])
+        more = f"; and {len(skipped) - shown} more (in each run's data.json)" \
+            if len(skipped) > shown else ""
+        lines.append(f"**Skipped files.** The decode-once cache could not read "
+                     f"{plural(len(skipped), 'file')}: {listed}{more}.")
+    return lines
 
 
 def abstract(doc: dict) -> str:
@@ -158,13 +206,16 @@ def methods_markdown(groups: list[dict]) -> str:
                 f"{d['scale'][1]:g}, shift {d['max_shift']:g}, noise {d['noise']:g}, texture "
                 f"{d['texture']:g}).")
     else:
-        data = (f"`data.source: {d['source']}` at {d['image_size']}px: `val` holds "
+        data = (f"{dataset_name(d['source'])} (`data.source: {d['source']}`) at "
+                f"{d['image_size']}px: `val` holds "
                 f"{d['val_per_class']} images per class carved from the training images (seeded), "
                 f"`test` is the official held-out set (see docs/datasets.md).")
     lines = ["## Methods", "", "**Data and splits.** " + data + " Pretraining reads the "
              "pretraining images only (no labels); probes, kNN and fine-tuning train on `train`; "
              "every choice (recipes, learning rates, the demo's data) was made on `val`; every "
              "number reported is on `test`.", ""]
+    for line in pretraining_data(groups):
+        lines += [line, ""]
     lines += ["**Configurations.** Each row is one pretraining (every parameter is in the run's "
               "`params.yaml`, listed in the appendix):", ""]
     lines += ["| Model | Encoder | Params file | Epochs | Batch | Optimizer, base lr | "

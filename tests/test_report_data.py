@@ -1,0 +1,63 @@
+"""What a report says about its data on a real file tree (an ImageNet-100 layout of JPEGs with
+unreadable files among them): the dataset as readers name it, the classes pretraining saw with
+their names, the files the cache skipped with reasons, and parameter tables without the keys of
+other data sources or unset ones."""
+import json
+from pathlib import Path
+
+import pytest
+
+from sslnb.data import example_trees
+from sslnb.evaluate import evaluate
+from sslnb.params import resolve
+from sslnb.report import compare, paper
+from sslnb.report.notebook import params_rows
+from sslnb.train import pretrain
+
+
+@pytest.fixture(scope="module")
+def imagenet100_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("in100")
+    root = example_trees.kaggle(tmp / "tree", classes=4, per_class=12, val_per_class=4,
+                                awkward=True)
+    p = resolve("params/demo/mae_vit_tiny.yaml", {
+        "out_dir": str(tmp / "logs"), "data.source": "imagenet100", "data.root": str(root),
+        "data.cache_dir": str(tmp / "cache"), "data.pretrain_classes": ["train.X1"],
+        "data.val_per_class": 2, "data.decode_workers": 1, "train.epochs": 1,
+        "train.batch_size": 8, "model.depth": 1, "mae.decoder_depth": 1, "train.snapshots": 0,
+        "eval.probe_epochs": 2, "eval.probe_warmup_epochs": 0})
+    run = pretrain(p)
+    evaluate(run)
+    return run
+
+
+def test_methods_and_abstract_name_the_data_as_readers_do(imagenet100_run, tmp_path):
+    rows = compare.collect([{"run_dir": str(imagenet100_run), "group": "in100"}])
+    groups = compare.summarise(rows)
+    diffs = compare.differences(groups)
+    results = json.loads(compare.write_results(groups, diffs, rows, tmp_path).read_text())
+    text = paper.methods_markdown(groups)
+    abstract = paper.abstract(results)
+    assert "ImageNet-100" in abstract and "imagenet100 at" not in abstract
+    assert "the classes of train.X1 (the study's pretraining set)" in abstract
+    data = json.loads((imagenet100_run / "data.json").read_text())
+    assert len(data["classes"]) == 2  # train.X1 holds half the classes of the tree
+    for c in data["classes"]:
+        assert f"{c['name']} ({c['id']})" in text and c["name"].startswith("class ")
+    assert data["skipped"], "the tree's corrupt or truncated JPEG was in the pretraining images"
+    for s in data["skipped"]:
+        assert f"`{s['file']}` ({s['reason']})" in text
+    assert "Skipped files" in text
+
+
+def test_parameter_tables_show_the_keys_of_the_runs_source_only(imagenet100_run):
+    import yaml
+    p = yaml.safe_load((Path(imagenet100_run) / "params.yaml").read_text())
+    keys = dict(params_rows(p))
+    assert keys["data.source"] == "imagenet100" and keys["data.pretrain_classes"] == ["train.X1"]
+    assert "data.val_per_class" in keys
+    assert not {"data.num_train", "data.num_val", "data.num_test"} & set(keys)
+    assert None not in keys.values()
+    shapes = dict(params_rows(resolve("params/demo/mae_vit_tiny.yaml")))
+    assert "data.num_train" in shapes and "data.val_per_class" not in shapes
+    assert "data.pretrain_classes" not in shapes  # null: not shown
