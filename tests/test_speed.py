@@ -23,7 +23,10 @@ def counted_forward_flops(model, *inputs) -> float:
     for m in model.modules():  # explicit attention matmuls: the CPU SDPA kernel is not counted
         if hasattr(m, "fused_attn"):
             m.fused_attn = False
-    with FlopCounterMode(display=False) as fc:
+    # Without autograd: the convolutions as defined (on a CPU, training computes those on maps of
+    # <= 2x2 as one dense matmul without the padding taps, sslnb/tiny_map_conv.py; FLOPs are
+    # stated by the definition, as papers state them).
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
         model(*inputs)
     return fc.get_total_flops()
 
