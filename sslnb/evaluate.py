@@ -63,7 +63,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     for kind in kinds:
         log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                              key="epoch") if kind in KINDS else None)
-        metrics, kind_preds, _ = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
+        metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
                                                      p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
@@ -122,8 +122,8 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
 
 def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classes: int, dev,
              on_epoch=None) -> tuple[dict, dict]:
-    """Linear probe and kNN of one encoder's features: (metrics, test predictions, the trained
-    probe). Without val features (a snapshot), no val numbers."""
+    """Linear probe and kNN of one encoder's features: (metrics, test predictions). Without val
+    features (a snapshot), no val numbers."""
     probe = linear_probe(tr["features"], tr["labels"], va["features"] if va else None,
                          va["labels"] if va else None, num_classes=num_classes, seed=seed,
                          device=dev, on_epoch=on_epoch, **probe_settings(e))
@@ -139,7 +139,7 @@ def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classe
         metrics.update({"probe_val_top1": final["val_top1"], "probe_val_top5": final["val_top5"],
                         "knn_val_top1": accuracy(knn["val"], va["labels"])})
     return metrics, {"probe": predict(probe["model"], test_x).tolist(),
-                     "knn": knn["test"].tolist()}, probe["model"]
+                     "knn": knn["test"].tolist()}
 
 
 def curve_steps(run: Path) -> dict:

@@ -95,7 +95,7 @@ def sweeps(groups: list[dict]) -> list[list[dict]]:
 
 def steps(g: dict) -> float:
     """A configuration's optimizer steps (the same for every seed)."""
-    return g["mean"].get("steps") or (g["curve"][-1]["step"] if g.get("curve") else 0)
+    return g["mean"].get("steps", 0)
 
 
 def smaller_sets(groups: list[dict]) -> list[dict]:

@@ -118,6 +118,11 @@ def data_description(p: dict, pretrain_images: int) -> str:
             f"pretraining images{study_classes(d)})")
 
 
+def class_label(c: dict) -> str:
+    """A class of data.json as a reader names it: 'name (id)', or the id when that is its name."""
+    return c["id"] if c["name"] == c["id"] else f"{c['name']} ({c['id']})"
+
+
 def pretraining_data(groups: list[dict], shown: int = 20) -> list[str]:
     """Methods lines: the classes each pretraining saw (names and ids, from the run's data.json)
     and the files the decode-once cache skipped, with reasons."""
@@ -129,8 +134,7 @@ def pretraining_data(groups: list[dict], shown: int = 20) -> list[str]:
         if not path.is_file():
             continue
         d = json.loads(path.read_text())
-        names = [c["id"] if c["name"] == c["id"] else f"{c['name']} ({c['id']})"
-                 for c in d["classes"]]
+        names = [class_label(c) for c in d["classes"]]
         label = f"{len(names)} classes{study_classes(g['params']['data'])}: {', '.join(names)}"
         seen.setdefault(label, []).append(g["model"])
         skipped.update({s["file"]: s["reason"] for s in d.get("skipped", [])})
