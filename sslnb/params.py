@@ -51,7 +51,6 @@ RANGES = {
     "data.texture": (0.0, None, True),
     "data.max_shift": (0.0, 1.0, True),
     "data.val_fraction": (0.0, 0.5, False),
-    "train.snapshots": (0, None, True),
     "augment.flip_p": (0.0, 1.0, True),
     "augment.jitter_p": (0.0, 1.0, True),
     "augment.gray_p": (0.0, 1.0, True),
@@ -71,13 +70,14 @@ POSITIVE_INTS = {
     "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val",
     "data.num_test", "data.val_per_class", "model.patch_size", "model.depth",
     "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
-    "simclr.proj_dim", "train.epochs", "train.batch_size", "train.accum_steps", "train.log_every",
+    "simclr.proj_dim", "train.epochs", "train.steps", "train.batch_size", "train.accum_steps", "train.log_every",
     "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
     "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
 }
 # Keys whose default is null, with the type they take when set.
 NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
             "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
+            "train.steps": int,
             "simclr.proj_hidden_dim": int,
             "eval.batch_size": int, "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
@@ -210,6 +210,13 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                     x == "all" or (type(x) is int and x >= 1) for x in value)):
                 fail("a list of how many of the last blocks (ViT) or stages (ResNet) fine-tuning "
                      "trains: positive integers and/or 'all' (end to end), e.g. [1, 2, all]")
+            continue
+        if key == "train.snapshots":
+            if not ((type(value) is int and value >= 0) or (
+                    isinstance(value, list) and value and all(type(x) is int and x >= 0
+                                                              for x in value))):
+                fail("a number of evenly spaced snapshots (0: none), or a list of the optimizer "
+                     "steps to keep, e.g. [0, 100, 250] (the last step is always kept)")
             continue
         if key == "data.pretrain_classes":
             ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)

@@ -144,11 +144,11 @@ def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
     new = params_mod.flatten(p)
     diff = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k)
-                  and k not in ("train.epochs", "resume", "train.batch_size", "train.accum_steps"))
+                  and k not in ("train.epochs", "train.steps", "resume", "train.batch_size", "train.accum_steps"))
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
         raise RunError(f"--resume: the params differ from those of the run in '{run}' ({shown}). "
-                       f"Resume with the same params (only train.epochs may grow), or start a new "
+                       f"Resume with the same params (only train.epochs or train.steps may grow), or start a new "
                        f"run under another name.")
     if save:
         params_mod.save(p, run / "params.yaml")

@@ -142,7 +142,8 @@ class Schedule:
                 f"train.batch_size={t['batch_size']} x train.accum_steps={t['accum_steps']} x "
                 f"{world_size} process(es) = {per_step} images per step, but the training set has "
                 f"only {n_images}. Lower the batch size or use more data.")
-        return cls(per_step, steps_per_epoch, steps_per_epoch * t["epochs"],
+        total = t.get("steps") or steps_per_epoch * t["epochs"]
+        return cls(per_step, steps_per_epoch, total,
                    int(round(t["warmup_epochs"] * steps_per_epoch)),
                    scaled_lr(t["base_lr"], per_step), t["accum_steps"])
 
@@ -353,8 +354,11 @@ class Saver:
         self.last_step = step
 
 
-def snapshot_steps(total_steps: int, n: int) -> list[int]:
-    """n evenly spaced steps of a schedule, step 0 and the last included (n = 1: the last)."""
+def snapshot_steps(total_steps: int, n: int | list[int]) -> list[int]:
+    """n evenly spaced steps of a schedule, step 0 and the last included (n = 1: the last); or
+    the listed steps within the schedule, and the last (placed where a budget is read)."""
+    if isinstance(n, list):
+        return sorted({s for s in n if s <= total_steps} | {total_steps})
     if n <= 0:
         return []
     if n == 1:
@@ -402,7 +406,7 @@ def summarise(run: Path, p: dict, sched: Schedule, device, amp_dtype) -> None:
     isolated, alone, flagged = isolated_epoch_time(epochs)
     checkpoint.write_json(run / "summary.json", {
         "method": p["method"], "encoder": p["model"]["encoder"], "steps": sched.total_steps,
-        "epochs": p["train"]["epochs"], "images_per_step": sched.images_per_step,
+        "epochs": sched.total_steps / sched.steps_per_epoch, "images_per_step": sched.images_per_step,
         "final_loss": epochs[-1]["loss"] if epochs else None,
         "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / n,
         "images_per_s": sum(e["images_per_s"] for e in epochs) / n,

@@ -10,10 +10,10 @@ import torch
 
 from sslnb import stats
 from sslnb.data import choosing, content_hashes, layouts, load_split
-from sslnb.errors import DataError
+from sslnb.errors import DataError, ParamsError
 from sslnb.features import features
 from sslnb.params import resolve
-from sslnb.train import pretrain, snapshot_steps
+from sslnb.train import Schedule, pretrain, snapshot_steps
 
 
 def synthetic_runs(rng, n_seeds: int, seed_sd: float, n_images: int = 2000, p: float = 0.6):
@@ -206,6 +206,26 @@ def test_snapshot_steps_are_evenly_spaced_with_both_ends():
     assert snapshot_steps(156, 5) == [0, 39, 78, 117, 156]
     assert snapshot_steps(10, 1) == [10] and snapshot_steps(10, 0) == []
     assert snapshot_steps(3, 5) == [0, 1, 2, 3]
+
+
+def test_listed_snapshot_steps_are_kept_with_the_last():
+    """A list places snapshots where a matched budget is read; steps past the end are dropped."""
+    assert snapshot_steps(624, [0, 127, 208]) == [0, 127, 208, 624]
+    assert snapshot_steps(100, [150, 50, 50]) == [50, 100]
+    assert resolve(None, {"train.snapshots": [0, 127]})["train"]["snapshots"] == [0, 127]
+    for bad in ([], [-1], [1.5], "3"):
+        with pytest.raises(ParamsError, match="train.snapshots"):
+            resolve(None, {"train.snapshots": bad})
+
+
+def test_train_steps_sets_the_length_whatever_the_set_size():
+    """train.steps trains a smaller set for a larger one's steps; epochs then only name it."""
+    t = resolve(None, {"train.steps": 234, "train.batch_size": 128})["train"]
+    sched = Schedule.of(1250, t, 1)
+    assert (sched.steps_per_epoch, sched.total_steps) == (9, 234)
+    assert Schedule.of(1250, {**t, "steps": None}, 1).total_steps == 9 * t["epochs"]
+    with pytest.raises(ParamsError, match="train.steps"):
+        resolve(None, {"train.steps": 0})
 
 
 @pytest.mark.parametrize("method", ["mae", "simclr"])

@@ -74,7 +74,7 @@ def _identity(p: dict, drop: tuple) -> dict:
 
 # A smaller set may run more epochs (with its warm-up scaled) so that every set of a sweep gets
 # the same optimizer steps; the schedule is what makes that possible, not a different recipe.
-SCHEDULE = ("train.epochs", "train.warmup_epochs")
+SCHEDULE = ("train.epochs", "train.steps", "train.warmup_epochs")
 
 
 def _sweep_key(p: dict) -> str:

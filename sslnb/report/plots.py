@@ -159,6 +159,12 @@ def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial
     return _save(fig, graphs_dir, name)
 
 
+def _epochs(g: dict):
+    """A configuration's epochs, or None where train.steps set its length instead."""
+    t = g["params"]["train"]
+    return None if t.get("steps") else t["epochs"]
+
+
 def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
     """Linear-probe test top-1 against the number of pretraining images, one colour per method
     (runs that differ only in their pretraining set): solid, every set at the full set's
@@ -172,8 +178,7 @@ def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
     for i, s in enumerate(found):
         full = full_set(s)
         series = [("equal steps", "-o", [g for g in s if steps(g) == steps(full)]),
-                  ("equal epochs", ":s", [g for g in s if g["params"]["train"]["epochs"] ==
-                                          full["params"]["train"]["epochs"]])]
+                  ("equal epochs", ":s", [g for g in s if _epochs(g) == _epochs(full)])]
         for label, fmt, line in series:
             if len({g["mean"]["pretrain_images"] for g in line}) < 2:
                 continue
