@@ -7,6 +7,7 @@ from sslnb.data import fraction_rows, load_split
 from sslnb.params import flatten, resolve
 from sslnb.report import claims, load
 from sslnb.stats import Interval
+from sslnb.train import Schedule
 
 from conftest import ROOT
 
@@ -229,10 +230,10 @@ def test_untested_claims_say_so():
     assert not claims.any_tested(results)
 
 
-@pytest.mark.parametrize("report", ["claims", "imagenet100_claims"])
-def test_data_scale_runs_differ_only_in_the_pretraining_set(report):
+@pytest.mark.parametrize("report,swept", [("claims", 4), ("imagenet100_claims", 6)])
+def test_data_scale_runs_differ_only_in_the_pretraining_set(report, swept):
     spec = load(ROOT / "params" / "report" / f"{report}.yaml")
-    params = [resolve(r["params"], r["set"]) for r in spec["runs"]]
+    params = [p for p in (resolve(r["params"], r["set"]) for r in spec["runs"]) if p["seed"] == 0]
     groups = [{"params": p, "mean": {"pretrain_images": i}} for i, p in enumerate(params)]
     found = claims.sweeps(groups)
     assert len(found) == 2  # one per method swept
@@ -241,12 +242,29 @@ def test_data_scale_runs_differ_only_in_the_pretraining_set(report):
         for f in flat[1:]:
             differing = {k for k in f if f[k] != flat[0][k]}
             pretraining_set = {"data.pretrain_fraction", "data.pretrain_classes"}
-            # besides the set: only the run's name and whether (and how) it is fine-tuned
-            assert all(k in pretraining_set or k == "name" or k.startswith("eval.finetune_")
-                       for k in differing), differing
+            # besides the set: only the run's name, its length (a smaller set may run more
+            # epochs for the same steps) and whether (and how) it is fine-tuned
+            assert all(k in pretraining_set or k == "name" or k in claims.SCHEDULE
+                       or k.startswith("eval.finetune_") for k in differing), differing
             assert differing & pretraining_set
     # and the other runs are not mistaken for a sweep
-    assert sum(len(s) for s in found) == 6
+    assert sum(len(s) for s in found) == swept
+
+
+def test_the_claims_sweep_trains_every_set_for_the_same_steps():
+    """Claim 3 is decided at equal optimizer steps: each smaller pretraining set of the claims
+    report gets the full set's steps and warm-up steps (counted on the images it really has)."""
+    spec = load(ROOT / "params" / "report" / "claims.yaml")
+    params = [resolve(r["params"], r["set"]) for r in spec["runs"]]
+    groups = [{"params": p, "mean": {"pretrain_images": len(load_split(p["data"], "pretrain"))}}
+              for p in params]
+    found = claims.sweeps(groups)
+    assert len(found) == 2 and all(len({g["mean"]["pretrain_images"] for g in s}) == 2
+                                   for s in found)
+    for sweep in found:
+        schedules = {(s.total_steps, s.warmup_steps) for s in (
+            Schedule.of(g["mean"]["pretrain_images"], g["params"]["train"], 1) for g in sweep)}
+        assert len(schedules) == 1, schedules
 
 
 def test_a_pretraining_fraction_is_a_stratified_nested_subset():
