@@ -95,6 +95,21 @@ def test_probe_claim_without_a_same_encoder_pair_is_not_tested():
     assert "Verdict: not tested" in text and claims.WHY_NOT_TESTED in text
 
 
+def test_each_verdict_says_what_it_was_decided_on():
+    """The data, each configuration's steps and batch, and the seeds, in the Claims section; the
+    models, steps and seeds in the abstract's short form; nothing for an untested claim."""
+    groups = [group("mae", "ViT", 0.45, seed=1), group("simclr", "ViT", 0.60, seed=2)]
+    for g in groups:
+        g["n"] = 3
+    r = verdict_of(groups, "probe")
+    assert r["scope"].startswith("Decided on 10,000 generated 32px images"), r["scope"]
+    assert "mae ViT (100 steps of 256 images) and simclr ViT (100 steps of 256 images), 3 seeds " \
+           "each." in r["scope"], r["scope"]
+    assert r["short_scope"] == "mae ViT and simclr ViT, 100 steps, 3 seeds each"
+    assert r["scope"] in claims.markdown([r])
+    assert verdict_of(groups, "data")["scope"] == ""
+
+
 def test_verdicts_read_the_holm_adjusted_intervals():
     """SimCLR 3.5 points ahead on the same ViT: alone that interval excludes 0 (p ~ 0.03), but it
     is one of a family of three deciding differences (with claim 4's two readings), and Holm

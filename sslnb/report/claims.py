@@ -148,8 +148,11 @@ def _line(text: str, d: Interval, note: str = "") -> str:
             + ")")
 
 
-def _entry(text: str, d: Interval, decides: bool, sign: int = 1, note: str = "unadjusted") -> dict:
-    return {"text": text, "interval": d, "decides": decides, "sign": sign, "note": note}
+def _entry(text: str, d: Interval, decides: bool, sign: int = 1, note: str = "unadjusted",
+           groups: tuple = ()) -> dict:
+    """One comparison; `groups` are the configurations a deciding one reads (its scope)."""
+    return {"text": text, "interval": d, "decides": decides, "sign": sign, "note": note,
+            "groups": groups}
 
 
 CONFOUNDED = "objective and encoder both differ: shown, not used for the verdict"
@@ -231,7 +234,7 @@ def probe_claim(groups: list[dict]) -> dict:
             d = contrast_interval([[(1.0, sim["correct"][r["keys"][1]])],
                                    [(-1.0, mae["correct"][r["keys"][0]])]])
             entries.append(_entry(f"at matched {r['name']}: {r['where'][0]} - {r['where'][1]}",
-                                  d, True))
+                                  d, True, groups=(mae, sim)))
     confounded = bool(entries) and not any(e.get("decides") for e in entries)
     return {"entries": entries, "confounded": confounded, "disagree": DEPENDS,
             "evidence": [("Table", "objective")]}
@@ -279,7 +282,8 @@ def finetune_claim(groups: list[dict]) -> dict:
             if key in b:
                 d = contrast_interval([[(1.0, a[key]), (-1.0, a[STARTING_PROBE])],
                                        [(-1.0, b[key]), (1.0, b[STARTING_PROBE])]])
-                entries.append(_entry(f"MAE's gain - SimCLR's gain on {enc}, {depth}", d, True))
+                entries.append(_entry(f"MAE's gain - SimCLR's gain on {enc}, {depth}", d, True,
+                                      groups=(mae, sim)))
     return {"entries": entries, "evidence": [("Figure", "partial")]}
 
 
@@ -307,7 +311,8 @@ def data_claim(groups: list[dict]) -> dict:
                     + (f"both {steps(full):,.0f} steps" if same_steps else
                        f"{steps(full):,.0f} vs {steps(g):,.0f} steps"))
             entries.append(_entry(text, d, decides=bool(equal) and g is equal[0],
-                                  note="unadjusted" if same_steps else FEWER_STEPS))
+                                  note="unadjusted" if same_steps else FEWER_STEPS,
+                                  groups=(full, g)))
     return {"entries": entries, "evidence": [("Figure", "data")]}
 
 
@@ -342,7 +347,7 @@ def efficiency_claim(groups: list[dict]) -> dict:
                 continue
             entries.append(_entry(f"by {what}, {dear['model']} costs {ratio:.1f}x "
                                   f"{cheap['model']} ({shown}); its probe accuracy minus the "
-                                  f"cheaper one's", signed, True))
+                                  f"cheaper one's", signed, True, groups=(mae, sim)))
     return {"entries": entries, "evidence": [("Table", "efficiency")]}
 
 
@@ -364,8 +369,10 @@ def evaluate_claims(groups: list[dict]) -> list[dict]:
         lines = [_line(e["text"], e["adjusted"], "Holm-adjusted") for e in decide] + \
             [_line(e["text"], e["interval"], e["note"]) if "interval" in e else e["text"]
              for e in r["entries"] if not e.get("decides")]
+        used = list({id(g): g for e in decide for g in e["groups"]}.values())
         out.append({"claim": key, "quote": CLAIMS[key], "short": SHORT[key],
-                    "full_scale": FULL_SCALE[key],
+                    "full_scale": FULL_SCALE[key], "scope": scope(used, key),
+                    "short_scope": scope(used, key, short=True),
                     "verdict": combine([verdict(e["adjusted"], e["sign"]) for e in decide],
                                        r.get("disagree", MIXED)),
                     "lines": lines, "confounded": bool(r.get("confounded")),
@@ -375,6 +382,35 @@ def evaluate_claims(groups: list[dict]) -> list[dict]:
                                   "level": e["adjusted"].level,
                                   "p_unadjusted": e["interval"].p_value} for e in decide]})
     return out
+
+
+def scope(used: list[dict], claim: str, short: bool = False) -> str:
+    """What a verdict was decided on: the data, each configuration with its optimizer steps and
+    batch, the seeds (and for claim 2 the fine-tuning budget); short, as the abstract says it:
+    the models, their steps and the seeds. Empty when nothing decided."""
+    from .paper import data_description, listing, plural
+    if not used:
+        return ""
+    runs = [f"{g['model']} ({steps(g):,.0f} steps of {_batch(g)} images)" for g in used]
+    seeds = sorted({g.get("n", 1) for g in used})
+    seeds_text = (f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''} each" if len(seeds) == 1
+                  else f"{' or '.join(map(str, seeds))} seeds")
+    if short:
+        names = listing(list(dict.fromkeys(g["model"].split(",")[0] for g in used)))
+        steps_text = listing(list(dict.fromkeys(f"{steps(g):,.0f}" for g in used)))
+        return f"{names}, {steps_text} steps, {seeds_text}"
+    e = used[0]["params"]["eval"]
+    labelled = f"{e['finetune_max_train']:,}" if e["finetune_max_train"] else "all the"
+    tuned = (f"; fine-tuned for {plural(e['finetune_epochs'], 'epoch')} on {labelled} labelled "
+             f"images" if claim == "finetune" else "")
+    images = max(g["mean"]["pretrain_images"] for g in used)
+    return (f"Decided on {data_description(used[0]['params'], images)} with {listing(runs)}, "
+            f"{seeds_text}{tuned}.")
+
+
+def _batch(g: dict) -> int:
+    t = g["params"]["train"]
+    return t["batch_size"] * t.get("accum_steps", 1)
 
 
 def objective_by_encoder(groups: list[dict]):
@@ -448,8 +484,9 @@ def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
         decided = (f" (decided by {' and '.join(ref(k, key) for k, key in r['evidence'])}"
                    f"{', ' + str(r['family']) + ' deciding differences Holm-adjusted as one family' if r.get('family', 0) > 1 else ''})"
                    if r["verdict"] != NOT_TESTED else "")
+        scoped = f" {r['scope']}" if r.get("scope") else ""
         parts.append(f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}**"
-                     f"{decided}.{note}\n\n{body}\n\n*At full scale:* {full}")
+                     f"{decided}.{note}{scoped}\n\n{body}\n\n*At full scale:* {full}")
     return "\n\n".join(parts)
 
 

@@ -364,7 +364,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
            "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
                            for d in diffs],
            "claims": [{k: r[k] for k in ("claim", "quote", "short", "verdict", "lines", "confounded",
-                                           "family", "deciding")}
+                                           "family", "deciding", "scope", "short_scope")}
                       for r in claims.evaluate_claims(groups)],
            "runs": [{k: v for k, v in r.items() if k not in ("curve", "params")} for r in rows]}
     (results_dir / "results.json").write_text(json.dumps(doc, indent=2))

@@ -182,12 +182,14 @@ def abstract(doc: dict) -> str:
                            f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
                            f"{iv['high']:+.1f}).")
     said = [f"claim {i} ({c['short']}) is {c['verdict']}"
-            + (" (objective and architecture change together)" if c.get("confounded") else "")
+            + (" (objective and architecture change together)" if c.get("confounded") else
+               f" ({c['short_scope']})" if c.get("short_scope") else "")
             for i, c in enumerate(doc.get("claims", []), 1)
             if c["verdict"] != "not tested" or c.get("confounded")]
     if said:
-        out.append("Of the study's four claims, " + listing(said) + " (Holm-adjusted intervals, "
-                   "this dataset and these budgets).")
+        out.append("Of the study's four claims, " + listing(said) + ", read off Holm-adjusted "
+                   f"intervals on {data['description']} at these short budgets; at full scale "
+                   "each could change, as the Claims section says.")
     costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
              if c["mean"].get("isolated_epoch_time_s")]
     if len(costs) == len(main):
