@@ -63,8 +63,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
     for kind in kinds:
         log = (runs.JsonlLog(run / "metrics" / f"probe_{kind}.jsonl", keep_until_step=0,
                              key="epoch") if kind in KINDS else None)
-        metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e,
-                                                     p["seed"],
+        metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e, p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})

@@ -70,7 +70,8 @@ POSITIVE_INTS = {
     "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val",
     "data.num_test", "data.val_per_class", "model.patch_size", "model.depth",
     "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
-    "simclr.proj_dim", "train.epochs", "train.steps", "train.batch_size", "train.accum_steps", "train.log_every",
+    "simclr.proj_dim", "train.epochs", "train.steps", "train.batch_size", "train.accum_steps",
+    "train.log_every",
     "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
     "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
 }
