@@ -15,6 +15,7 @@ from .. import encoders, methods
 from ..params import flatten
 from ..stats import Interval, contrast_interval, holm
 from .costs import time_cell
+from .wording import data_description, listing, plural
 
 SUPPORTED, CONTRADICTED, NO_DIFFERENCE = "supported", "contradicted", "no detectable difference"
 MIXED, NOT_TESTED, DEPENDS = "mixed", "not tested", "depends on budget"
@@ -388,7 +389,6 @@ def scope(used: list[dict], claim: str, short: bool = False) -> str:
     """What a verdict was decided on: the data, each configuration with its optimizer steps and
     batch, the seeds (and for claim 2 the fine-tuning budget); short, as the abstract says it:
     the models, their steps and the seeds. Empty when nothing decided."""
-    from .paper import data_description, listing, plural
     if not used:
         return ""
     runs = [f"{g['model']} ({steps(g):,.0f} steps of {_batch(g)} images)" for g in used]

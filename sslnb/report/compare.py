@@ -10,7 +10,7 @@ import yaml
 
 from .. import methods
 from ..errors import RunError
-from . import claims, paper
+from . import claims, paper, wording
 from .costs import CLOCK_NOTE, time_cell  # noqa: F401  (CLOCK_NOTE: the notebook's captions)
 from .costs import cell as _cell
 from ..stats import accuracy_interval, difference_interval, mean_sd
@@ -328,7 +328,7 @@ def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
             if (g["source"], g["method"], g["encoder"]) == (source, method, encoder):
                 ci = g["ci"]["test_top1"]
                 out.append(f"Published anchor for {g['model']} on {source}: {value:.1f}% "
-                           f"({where}); here {ci.text('%')}, {paper.plural(g['mean']['epochs'], 'epoch')}.")
+                           f"({where}); here {ci.text('%')}, {wording.plural(g['mean']['epochs'], 'epoch')}.")
     if len(groups) >= 2 and all("isolated_images_per_s" in g["mean"] for g in groups):
         fastest = max(groups, key=lambda g: g["mean"]["isolated_images_per_s"])
         out.append(f"Fastest pretraining: {fastest['model']} "
@@ -348,7 +348,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
     smaller = {id(g) for g in claims.smaller_sets(groups)}
     largest = max(groups, key=lambda g: g["mean"]["pretrain_images"])
     doc = {"note": INTERVALS_NOTE, "split": "test",
-           "data": {"description": paper.data_description(largest["params"],
+           "data": {"description": wording.data_description(largest["params"],
                                                           largest["mean"]["pretrain_images"]),
                     "test_images": len(groups[0]["labels"]),
                     "classes": len(np.unique(groups[0]["labels"])),
@@ -480,12 +480,12 @@ def limitations(groups: list[dict]) -> list[str]:
     missing = [g["model"] for g in main if "finetune_top1" not in g["mean"]]
     tuned = [g for g in main if "finetune_top1" in g["mean"]]
     if missing:
-        out.append(f"Fine-tuning was not run for {paper.listing(missing)} "
+        out.append(f"Fine-tuning was not run for {wording.listing(missing)} "
                    f"(eval.finetune_epochs: 0): this report does not test whether fine-tuning "
                    f"changes their ranking.")
     if tuned:
         e = tuned[0]["params"]["eval"]
-        out.append(f"Fine-tuning is short ({paper.plural(e['finetune_epochs'], 'epoch')}"
+        out.append(f"Fine-tuning is short ({wording.plural(e['finetune_epochs'], 'epoch')}"
                    + (f" on {e['finetune_max_train']:,} labelled images" if e["finetune_max_train"]
                       else "") + ", without mixup or cutmix): it says little about how each "
                    "method fine-tunes at a full budget.")

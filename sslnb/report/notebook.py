@@ -131,7 +131,7 @@ def show_data(run_dir: Path | str) -> None:
     _show(_table(rows, ("", "")))
     if d.get("skipped"):
         _show(_table([(s["file"], s["reason"]) for s in d["skipped"]], ("skipped file", "reason")))
-    from .paper import class_label
+    from .wording import class_label
     names = ", ".join(class_label(c) for c in d["classes"])
     _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")
 
