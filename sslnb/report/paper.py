@@ -147,8 +147,8 @@ def abstract(doc: dict) -> str:
             if c["verdict"] != "not tested" or c.get("confounded")]
     if said:
         out.append("Of the study's four claims, " + listing(said) + ", read off Holm-adjusted "
-                   f"intervals on {data['description']} at these short budgets; at full scale "
-                   "each could change, as the Claims section says.")
+                   "intervals on this data at these short budgets; at full scale each could "
+                   "change, as the Claims section says.")
     costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
              if c["mean"].get("isolated_epoch_time_s")]
     if len(costs) == len(main):
