@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One GPU check, under 8 minutes on one H100/H200-class GPU: training-step speed of the study's
-# three configurations (resident tensors and real batched augmentation, MFU against the measured
-# bf16 matmul peak; ViT-B also with torch.compile), then the demo's pretraining and evaluation on
-# the GPU. Writes one JSON with everything and the hardware: $OUT/gpu_check_<gpu>_<date>.json
+# One GPU check, under 8 minutes on one H100/H200-class GPU: training-step speed of every
+# full-scale configuration (params/imagenet100/*.yaml: resident tensors and real batched
+# augmentation, MFU against the measured bf16 matmul peak; ViT-B also with torch.compile), then
+# the demo's pretraining and evaluation on the GPU. Writes one JSON with everything and the hardware: $OUT/gpu_check_<gpu>_<date>.json
 # (OUT defaults to logs/bench), plus the per-config JSON beside it.
 #
 #   bash bench/gpu_check.sh            # from the repository root, sslnb importable
@@ -21,8 +21,12 @@ WORK=$(mktemp -d)
 mkdir -p "$OUT/gpu_check_parts"
 export SSLNB_PROGRESS=0 SSLNB_CACHE="$WORK/cache"
 start=$(date +%s)
-for spec in "imagenet100/mae_vit_b.yaml" "imagenet100/mae_vit_s.yaml" "imagenet100/simclr_r50.yaml" \
-            "imagenet100/mae_vit_b.yaml --set train.compile=true --set name=imagenet100_mae_vit_b_compiled"; do
+# Every full-scale configuration (a new method's params/imagenet100/*.yaml joins by itself), then
+# ViT-B compiled.
+specs=()
+for f in params/imagenet100/*.yaml; do specs+=("${f#params/}"); done
+specs+=("imagenet100/mae_vit_b.yaml --set train.compile=true --set name=imagenet100_mae_vit_b_compiled")
+for spec in "${specs[@]}"; do
   echo "[gpu_check] bench $spec"
   $PY -m sslnb bench --params params/$spec --set device=$DEVICE $BENCH_SET --steps $STEPS \
     --warmup $(( STEPS < 8 ? 1 : 8 )) --out-dir "$OUT/gpu_check_parts" \

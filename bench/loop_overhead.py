@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from sslnb import methods, pretrain, resolve
-from sslnb.augment import BatchAugment
+from sslnb.train import augments_of
 from sslnb.data import load_split
 from sslnb.device import device_name, resolve_device
 from sslnb.optim import build_optimizer
@@ -33,10 +33,10 @@ def bare_images_per_s(p, steps, device):
     t = p["train"]
     opt = build_optimizer(model, t["optimizer"], 1e-4, t["weight_decay"], t["betas"])
     data = load_split(p["data"], "train")
-    aug = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"], p["data"]["std"])
+    augments = augments_of(method, p)
     x = data.images[:t["batch_size"]].to(device)
     g = [torch.Generator().manual_seed(v) for v in (1, 2, 3)]
-    views = method.views(aug, x, g, p)
+    views = method.views(augments, x, g, p)
 
     def step():
         method.loss(model, views, g).backward()

@@ -8,6 +8,9 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from .params import resolve  # noqa: E402
 from .train import pretrain  # noqa: E402
 from .distributed import launch  # noqa: E402
+from .methods import load_extra  # noqa: E402
+
+load_extra()  # methods in the user's own files (SSLNB_METHODS), in every process that imports sslnb
 
 __version__ = "0.1.0"
 __all__ = ["resolve", "pretrain", "launch"]

@@ -1,9 +1,10 @@
 """Batched augmentation: whole uint8 batches in, normalised float views out, on the batch's device.
 
-Each sample draws its own parameters (crop box, flip, jitter factors, grayscale, blur sigma) from a
-torch.Generator, so a step's views are a pure function of (seed, step): a resumed run sees exactly
-the views an uninterrupted run would. The distributions follow torchvision's RandomResizedCrop,
-ColorJitter, RandomGrayscale and GaussianBlur as used by SimCLR and MAE, with two documented
+Each sample draws its own parameters (crop box, flip, jitter factors, grayscale, blur sigma,
+solarize) from a torch.Generator, so a step's views are a pure function of (seed, step): a resumed
+run sees exactly the views an uninterrupted run would. The distributions follow torchvision's
+RandomResizedCrop, ColorJitter, RandomGrayscale, GaussianBlur and RandomSolarize as used by SimCLR,
+MAE and BYOL, with two documented
 differences: the order of the four jitter operations is drawn once per batch (from the
 generator's seed) (torchvision draws it per image; each image's marginal distribution is the
 same), and on GPUs crops are resampled bilinearly with one batched grid_sample (on CPUs, where a
@@ -115,20 +116,23 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def color_jitter(x: torch.Tensor, p: float = 0.8, strength: float = 1.0,
-                 g: torch.Generator | None = None) -> torch.Tensor:
-    """ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability p, per sample, on [0, 1] floats."""
+                 g: torch.Generator | None = None, bcsh=None) -> torch.Tensor:
+    """ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability p, per sample, on [0, 1]
+    floats; `bcsh` gives the four amplitudes (brightness, contrast, saturation, hue) instead,
+    e.g. BYOL's (0.4, 0.4, 0.2, 0.1)."""
     n, dev = x.shape[0], x.device
     on = rand(n, g, dev) < p
-    amp = 0.8 * strength
+    amp_b, amp_c, amp_s, amp_h = bcsh if bcsh is not None else (0.8 * strength,) * 3 + (
+        0.2 * strength,)
 
     def factor(lo, hi, identity):
         f = _uniform(n, lo, hi, g, dev)
         return torch.where(on, f, torch.full_like(f, identity)).view(n, 1, 1, 1).to(x.dtype)
 
-    b = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
-    c = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
-    s = factor(max(0.0, 1 - amp), 1 + amp, 1.0)
-    hue = factor(-min(0.5, 0.2 * strength), min(0.5, 0.2 * strength), 0.0)
+    b = factor(max(0.0, 1 - amp_b), 1 + amp_b, 1.0)
+    c = factor(max(0.0, 1 - amp_c), 1 + amp_c, 1.0)
+    s = factor(max(0.0, 1 - amp_s), 1 + amp_s, 1.0)
+    hue = factor(-min(0.5, amp_h), min(0.5, amp_h), 0.0)
     ops = {
         0: lambda t: (t * b).clamp(0, 1),
         1: lambda t: (c * t + (1 - c) * _gray(t).mean(dim=(2, 3), keepdim=True)).clamp(0, 1),
@@ -171,6 +175,14 @@ def gaussian_blur(x: torch.Tensor, p: float = 0.5, sigma=(0.1, 2.0),
     return y.view(n, c, hgt, wid)
 
 
+def solarize(x: torch.Tensor, p: float = 0.2, threshold: float = 0.5,
+             g: torch.Generator | None = None) -> torch.Tensor:
+    """BYOL's solarization with probability p, per sample, on [0, 1] floats: every value at or
+    above `threshold` becomes 1 - value (torchvision's RandomSolarize)."""
+    on = (rand(x.shape[0], g, x.device) < p).view(-1, 1, 1, 1)
+    return torch.where(on & (x >= threshold), 1 - x, x)
+
+
 class Normalize:
     """uint8 (N, 3, H, W) -> float, scaled to [0, 1] then standardised per channel; centre-cropped
     to `size` first when given and the images are larger (evaluation on a cache stored at 256px
@@ -191,7 +203,8 @@ class Normalize:
 
 
 class BatchAugment:
-    """One view per call: crop+flip, then (where enabled) jitter, grayscale and blur, normalised."""
+    """One view per call: crop+flip, then (where enabled) jitter, grayscale, blur and solarize,
+    normalised. `augment` holds the augment keys of defaults.yaml (solarize_p may be absent)."""
 
     def __init__(self, augment: dict, size: int, mean, std):
         self.a = augment
@@ -203,7 +216,7 @@ class BatchAugment:
         if x.dtype == torch.uint8 and x.device.type == "cpu" and self.size >= UINT8_PATH_FROM:
             x = random_resized_crop_uint8(x, self.size, a["crop_scale"], a["crop_ratio"],
                                           a["flip_p"], g)
-            if not (a["jitter_p"] or a["gray_p"] or a["blur_p"]):
+            if not (a["jitter_p"] or a["gray_p"] or a["blur_p"] or a.get("solarize_p", 0)):
                 return self.normalize(x)  # straight from uint8: no [0, 1] float copy
             x = x.float().div_(255)
         else:
@@ -211,9 +224,11 @@ class BatchAugment:
             x = random_resized_crop(x, self.size, a["crop_scale"], a["crop_ratio"], a["flip_p"], g)
             x = x.clamp(0, 1)
         if a["jitter_p"] > 0:
-            x = color_jitter(x, a["jitter_p"], a["jitter_strength"], g)
+            x = color_jitter(x, a["jitter_p"], a["jitter_strength"], g, a.get("jitter_bcsh"))
         if a["gray_p"] > 0:
             x = random_grayscale(x, a["gray_p"], g)
         if a["blur_p"] > 0:
             x = gaussian_blur(x, a["blur_p"], g=g)
+        if a.get("solarize_p", 0) > 0:
+            x = solarize(x, a["solarize_p"], g=g)
         return self.normalize(x)

@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 
 from . import methods
-from .augment import BatchAugment
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
 from .optim import build_optimizer, scaled_lr
 from .params import resolve
 from .randomness import step_generator
-from .train import TrainStep, autocast
+from .train import TrainStep, augments_of, autocast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,11 +83,12 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
     t, size, bs = p["train"], p["data"]["image_size"], p["train"]["batch_size"]
     p = {**p, "train": {**t, "accum_steps": 1, "grad_clip": t["grad_clip"]}}
-    augment = BatchAugment(p["augment"], size, p["data"]["mean"], p["data"]["std"])
+    augments = augments_of(methods.get(p), p)
     g = torch.Generator(device=device).manual_seed(0)
     pool = torch.randint(0, 256, (bs * 2, 3, size, size), dtype=torch.uint8, device=device,
                          generator=g)
-    ready = augment(pool[:bs], step_generator(0, 0, 0, device))  # pre-augmented floats
+    # pre-augmented floats, one per kind of view: the step without augmentation
+    ready = [(lambda x, g, r=a(pool[:bs], step_generator(0, 0, 0, device)): r) for a in augments]
 
     def uint8_batches():
         k = 0
@@ -98,16 +98,16 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
 
     def ready_batches():
         while True:
-            yield ready
+            yield pool[:bs]  # ignored: the views come pre-augmented
 
     results = {}
-    for name, batches, aug in (("resident_tensors", ready_batches(), lambda x, g: x),
-                               ("with_augmentation", uint8_batches(), augment)):
+    for name, batches, aug in (("resident_tensors", ready_batches(), ready),
+                               ("with_augmentation", uint8_batches(), augments)):
         net, opt = _setup(p, device)
         scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
         net.train()
         counter = iter(range(10 ** 9))
-        step = TrainStep(net, opt, scaler, aug, p, device, amp_dtype)
+        step = TrainStep(net, opt, scaler, p, device, amp_dtype, 10 ** 9, augments=aug)
 
         def one():
             step(batches, next(counter))
@@ -116,7 +116,7 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
             torch.cuda.reset_peak_memory_stats(device)
         results[name] = bs / _timed(one, steps, warmup, device)
         peak = peak_memory_mb(device)
-    breakdown = _breakdown(p, device, amp_dtype, use_scaler, augment, uint8_batches(),
+    breakdown = _breakdown(p, device, amp_dtype, use_scaler, augments, uint8_batches(),
                            max(3, steps // 4))
     flops = methods.train_flops_per_image(p)
     peak_tflops = matmul_peak_tflops(device, amp_dtype)
@@ -139,7 +139,7 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
     }
 
 
-def _breakdown(p, device, amp_dtype, use_scaler, augment, batches, steps: int) -> dict:
+def _breakdown(p, device, amp_dtype, use_scaler, augments, batches, steps: int) -> dict:
     """Milliseconds per phase, synchronising between phases (so slower than the timed runs)."""
     net, opt = _setup(p, device)
     forward = torch.compile(net) if p["train"]["compile"] else net
@@ -160,17 +160,19 @@ def _breakdown(p, device, amp_dtype, use_scaler, augment, batches, steps: int) -
         t0 = time.perf_counter()
         x = next(batches)
         t0 = mark("data", t0)
-        g = [step_generator(p["seed"], i, v, device) for v in range(3)]
-        batch_views = method.views(augment, x, g, p)
+        g = [step_generator(p["seed"], i, v, device) for v in range(method.generators(p))]
+        batch_views = method.views(augments, x, g, p)
         t0 = mark("augmentation", t0)
         with autocast(device, amp_dtype):
             loss = method.loss(forward, batch_views, g)
         t0 = mark("forward", t0)
         scaler.scale(loss).backward()
         t0 = mark("backward", t0)
+        method.before_step(net, opt, i, steps + 1, p)
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
+        method.after_step(net, opt, i + 1, steps + 1, p)
         mark("optimizer", t0)
     out = {k: round(v / steps * 1000, 3) for k, v in phases.items()}
     out["total"] = round(sum(out.values()), 3)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from timm.layers import build_sincos2d_pos_embed
+from timm.layers import build_sincos2d_pos_embed, resample_abs_pos_embed
 
 from .flops import module_forward, vit_block
 from .tiny_map_conv import train_tiny_maps_as_matmul
@@ -63,6 +63,7 @@ def vit(name: str, image_size: int, patch_size: int, depth: int | None = None,
     if getattr(enc, "num_prefix_tokens", None) != 1 or getattr(enc, "cls_token", None) is None:
         raise ValueError(f"'{name}' is not a ViT with exactly one cls token")
     enc.feature_dim = enc.embed_dim
+    enc.patch_embed.strict_img_size = False  # smaller views (multi-crop) as well: vit_patches
     grid = image_size // patch_size
     enc.pos_embed = nn.Parameter(sincos_pos_embed(grid, enc.embed_dim), requires_grad=False)
     w = enc.patch_embed.proj.weight
@@ -80,8 +81,16 @@ def vit(name: str, image_size: int, patch_size: int, depth: int | None = None,
 
 
 def vit_patches(enc: nn.Module, imgs: torch.Tensor) -> torch.Tensor:
-    """Patch tokens with their position embeddings (N, L, D), before any masking."""
-    return enc.patch_embed(imgs) + enc.pos_embed[:, 1:]
+    """Patch tokens with their position embeddings (N, L, D), before any masking. An image of
+    another size than the ViT was built for (DINO's local crops) gets the position grid resampled
+    to its own (bicubic, as DINO's interpolate_pos_encoding and timm's resample_abs_pos_embed)."""
+    x, pos = enc.patch_embed(imgs), enc.pos_embed[:, 1:]
+    if x.shape[1] != pos.shape[1]:
+        ph, pw = enc.patch_embed.patch_size
+        old = int(round(pos.shape[1] ** 0.5))
+        pos = resample_abs_pos_embed(pos, [imgs.shape[-2] // ph, imgs.shape[-1] // pw],
+                                     [old, old], num_prefix_tokens=0)
+    return x + pos
 
 
 def vit_with_cls(enc: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -34,3 +34,4 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     positive = torch.where(rows < n, own + m, own - m)
     logits = logits.masked_fill(F.one_hot(own, 2 * m).bool(), float("-inf"))
     return F.cross_entropy(logits, positive)
+

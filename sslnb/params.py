@@ -20,11 +20,9 @@ from .methods import METHODS
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params"  # the repository's params files
 
-# What each method changes from defaults.yaml (its papers' recipe): in the method's own file.
-METHOD_DEFAULTS: dict[str, dict] = {name: m.defaults for name, m in METHODS.items()}
-
+# The shared keys' constraints; each method declares its own keys' in its file (methods.Key),
+# and what it changes of the shared defaults (its papers' recipe) as Method.defaults.
 CHOICES = {
-    "method": tuple(METHODS),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data.source": ("shapes", "imagenet100", "imagenet", "imagefolder", "cifar10", "cifar100",
                     "stl10"),
@@ -44,8 +42,6 @@ RANGES = {
     "eval.finetune_weight_decay": (0.0, None, True),
     "eval.finetune_warmup_epochs": (0.0, None, True),
     "eval.finetune_base_lr": (0.0, None, False),
-    "mae.mask_ratio": (0.0, 1.0, False),
-    "simclr.temperature": (0.0, None, False),
     "data.num_classes": (2, 10, True),
     "data.noise": (0.0, None, True),
     "data.texture": (0.0, None, True),
@@ -68,10 +64,8 @@ RANGES = {
 # Keys that must be positive integers wherever they appear.
 POSITIVE_INTS = {
     "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val",
-    "data.num_test", "data.val_per_class", "model.patch_size", "model.depth",
-    "mae.decoder_dim", "mae.decoder_depth", "mae.decoder_heads", "simclr.proj_hidden_dim",
-    "simclr.proj_dim", "train.epochs", "train.steps", "train.batch_size", "train.accum_steps",
-    "train.log_every",
+    "data.num_test", "data.val_per_class", "model.patch_size", "model.depth", "train.epochs",
+    "train.steps", "train.batch_size", "train.accum_steps", "train.log_every",
     "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
     "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
 }
@@ -79,7 +73,6 @@ POSITIVE_INTS = {
 NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
             "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
             "train.steps": int,
-            "simclr.proj_hidden_dim": int,
             "eval.batch_size": int, "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
 PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
@@ -95,8 +88,28 @@ def yaml_error(e: Exception) -> str:
 
 
 def load_defaults() -> dict:
+    """defaults.yaml (what every method shares) and each registered method's own keys."""
     with open(DEFAULTS_FILE) as f:
-        return yaml.safe_load(f)
+        d = yaml.safe_load(f)
+    for name, m in METHODS.items():
+        d[name] = {k: copy.deepcopy(key.default) for k, key in m.keys.items()}
+    return d
+
+
+def method_defaults(method: str) -> dict:
+    """What a method changes of the shared defaults (its papers' recipe, in its file)."""
+    return METHODS[method].defaults if method in METHODS else {}
+
+
+def constraints() -> tuple[dict, dict, set, dict]:
+    """(CHOICES, RANGES, POSITIVE_INTS, NULLABLE) with every registered method's keys."""
+    keys = {f"{name}.{k}": key for name, m in METHODS.items() for k, key in m.keys.items()}
+    choices = {**CHOICES, "method": tuple(METHODS),
+               **{k: v.choices for k, v in keys.items() if v.choices}}
+    ranges = {**RANGES, **{k: v.range for k, v in keys.items() if v.range}}
+    positive = POSITIVE_INTS | {k for k, v in keys.items() if v.positive_int}
+    nullable = {**NULLABLE, **{k: v.nullable for k, v in keys.items() if v.nullable}}
+    return choices, ranges, positive, nullable
 
 
 def fill_missing(p: dict) -> dict:
@@ -104,7 +117,7 @@ def fill_missing(p: dict) -> dict:
     method's first), so the run can still be evaluated; nothing saved is changed."""
     flat = flatten(p)
     defaults = flatten(load_defaults())
-    defaults.update(flatten(METHOD_DEFAULTS.get(p.get("method"), {})))
+    defaults.update(flatten(method_defaults(p.get("method"))))
     for key, value in defaults.items():
         if key not in flat and not any(key.startswith(k + ".") for k in flat):
             _set(p, key, copy.deepcopy(value))
@@ -184,6 +197,7 @@ def checkpoint_interval(value) -> tuple[str, float]:
 
 
 def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
+    choices, ranges, positive_ints, nullable = constraints()
     flat = flatten(p)
     for key, value in flat.items():
         src = source_of.get(key, "defaults")
@@ -219,6 +233,15 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                 fail("a number of evenly spaced snapshots (0: none), or a list of the optimizer "
                      "steps to keep, e.g. [0, 100, 250] (the last step is always kept)")
             continue
+        if key == "augment.jitter_bcsh":
+            if value is not None and not (
+                    isinstance(value, list) and len(value) == 4
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                            and math.isfinite(x) and x >= 0 for x in value) and value[3] <= 0.5):
+                fail("null (amplitudes from augment.jitter_strength) or four amplitudes "
+                     "[brightness, contrast, saturation, hue], each >= 0, hue <= 0.5, e.g. "
+                     "[0.4, 0.4, 0.2, 0.1]")
+            continue
         if key == "data.pretrain_classes":
             ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)
                                     and value >= 1) or isinstance(value, str)
@@ -228,10 +251,10 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                      "class ids and/or Kaggle folders such as [train.X1]")
             continue
         if value is None:
-            if key in NULLABLE:
+            if key in nullable:
                 continue
             fail(f"a {_type_name(default)} like the default {default!r} (null is not allowed here)")
-        want = NULLABLE.get(key, type(default))
+        want = nullable.get(key, type(default))
         if want is float and isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
             try:
                 value = float(value)
@@ -254,16 +277,16 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
                 fail(f"a list of {len(default)} numbers like {default}")
             continue
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-            fail(f"a {want.__name__}" + (" or null" if key in NULLABLE else ""))
+            fail(f"a {want.__name__}" + (" or null" if key in nullable else ""))
         if want is float and not math.isfinite(value):
             fail("a finite number (not .nan or .inf)")
-        if key in CHOICES and value not in CHOICES[key]:
-            close = difflib.get_close_matches(str(value), CHOICES[key], n=1)
-            fail(" | ".join(CHOICES[key]) + (f" (did you mean '{close[0]}'?)" if close else ""))
-        if key in POSITIVE_INTS and value < 1:
+        if key in choices and value not in choices[key]:
+            close = difflib.get_close_matches(str(value), choices[key], n=1)
+            fail(" | ".join(choices[key]) + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if key in positive_ints and value < 1:
             fail("a positive integer")
-        if key in RANGES:
-            lo, hi, inclusive = RANGES[key]
+        if key in ranges:
+            lo, hi, inclusive = ranges[key]
             brackets = inclusive if isinstance(inclusive, str) else "[]" if inclusive else "()"
             bad = ((lo is not None and (value < lo if brackets[0] == "[" else value <= lo))
                    or (hi is not None and (value > hi if brackets[1] == "]" else value >= hi)))
@@ -302,6 +325,55 @@ def read_text(path: Path, what: str = "params file") -> str:
                           f"YAML file.") from None
 
 
+def _load_run_file(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(read_text(path)) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}. Fix the syntax "
+                          f"(indent with spaces, 'key: value' pairs).") from None
+    if not isinstance(loaded, Mapping):
+        raise ParamsError(f"{path}: expected a mapping of keys to values at the top level, "
+                          f"got {_type_name(loaded)}.")
+    return dict(loaded)
+
+
+def run_file_chain(path: Path) -> list[tuple[Path, dict]]:
+    """A run file and the files it `extends:`, base first: `extends: params/demo/x.yaml` starts
+    from another run file's keys (its own `extends` followed in turn), then this file's keys
+    over them. The path is relative to the extending file's folder, else to the repository."""
+    chain, seen = [], []
+    while True:
+        loaded = _load_run_file(path)
+        chain.insert(0, (path, loaded))
+        seen.append(path.resolve())
+        base = loaded.pop("extends", None)
+        if base is None:
+            return chain
+        candidates = (path.parent / base, ROOT_PARAMS.parent / base, Path(base)) \
+            if isinstance(base, str) and base else ()
+        found = [c for c in candidates if c.is_file()]
+        if not found or found[0].resolve() in seen:
+            what = "a file that extends it in turn" if found else "no run params file"
+            raise ParamsError(f"{path}: key 'extends' is {base!r}, {what}. Name another run "
+                              f"params file (relative to this file's folder or to the "
+                              f"repository), e.g. extends: params/demo/simclr_resnet18.yaml.")
+        path = found[0]
+
+
+def effective(p: dict) -> dict:
+    """A run's params as what it reads, flattened: without the sections of other methods and the
+    keys of the other encoder family (a ViT run has a `model.stem` it never reads), and without
+    where or how it was launched (out_dir, resume). Two runs with equal effective params are the
+    same run."""
+    from .encoders import FAMILY_PARAMS, family
+    fam = family(p["model"]["encoder"])
+    other = [k for f, keys in FAMILY_PARAMS.items() if f != fam for k in keys
+             if k not in FAMILY_PARAMS[fam]]
+    sections = tuple(f"{name}." for name in METHODS if name != p["method"])
+    return {k: v for k, v in flatten(p).items()
+            if k not in other and not k.startswith(sections) and k not in ("out_dir", "resume")}
+
+
 def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | None = None) -> dict:
     """Resolve a run's params: defaults <- method defaults <- file <- overrides.
 
@@ -317,17 +389,10 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
         path = Path(path)
         if not path.is_file():
             raise ParamsError(f"{path}: params file not found. Pass an existing YAML file, "
-                              f"e.g. --params params/demo/mae.yaml.")
-        try:
-            loaded = yaml.safe_load(read_text(path)) or {}
-        except yaml.YAMLError as e:
-            raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}. Fix the syntax "
-                              f"(indent with spaces, 'key: value' pairs).") from None
-        if not isinstance(loaded, Mapping):
-            raise ParamsError(f"{path}: expected a mapping of keys to values at the top level, "
-                              f"got {_type_name(loaded)}.")
-        _merge(user, loaded, str(path), known)
-        source_of.update({k: str(path) for k in flatten(loaded)})
+                              f"e.g. --params params/demo/mae_vit_tiny.yaml.")
+        for file, loaded in run_file_chain(path):  # the file it extends first, then the file
+            _merge(user, loaded, str(file), known)
+            source_of.update({k: str(file) for k in flatten(loaded)})
     if overrides:
         items = (dict(parse_override(o) for o in overrides) if isinstance(overrides, list)
                  else flatten(overrides))
@@ -337,13 +402,13 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
             source_of[key] = f"override {key}"
 
     method = user.get("method", defaults["method"])
-    if method not in METHOD_DEFAULTS:
-        close = difflib.get_close_matches(str(method), METHOD_DEFAULTS, n=1)
+    if method not in METHODS:
+        close = difflib.get_close_matches(str(method), METHODS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ParamsError(f"{source_of.get('method', src_name)}: key 'method' is {method!r}; "
-                          f"accepted: {' | '.join(METHOD_DEFAULTS)}{hint}.")
+                          f"accepted: {' | '.join(METHODS)}{hint}.")
     p = copy.deepcopy(defaults)
-    _merge(p, METHOD_DEFAULTS[method], "method defaults", known)
+    _merge(p, method_defaults(method), "method defaults", known)
     _merge(p, user, src_name, known)
     if p["name"] is None:
         p["name"] = Path(path).stem if path else method

@@ -37,7 +37,15 @@ def rand(n: int, g: torch.Generator | None, device, *shape: int) -> torch.Tensor
 
 
 def step_generator(seed: int, step: int, view: int, device: torch.device) -> torch.Generator:
-    """The generator for one view of one step: a pure function of (seed, step, view)."""
+    """The generator for one view of one step: a pure function of (seed, step, view). The first
+    8 views keep their original seeds; a method drawing more (multi-crop) gets seeds from a
+    second stream, so that no view of one step shares a seed with a view of the next."""
     g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step * 8 + view) % (2**63 - 1))
+    if view < VIEWS_PER_STEP:
+        g.manual_seed((seed * 1_000_003 + step * VIEWS_PER_STEP + view) % (2**63 - 1))
+    else:
+        g.manual_seed((seed * 1_000_003 + step * 1_009 + view + 2**40) % (2**63 - 1))
     return g
+
+
+VIEWS_PER_STEP = 8

@@ -59,8 +59,9 @@ def finished_same_run(p: dict) -> Path | None:
         saved = yaml.safe_load((run / "params.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("eval", "resume")}  # noqa: E731
-    ok = strip(saved) == strip(p) and \
+    strip = lambda d: {k: v for k, v in params_mod.effective(d).items()  # noqa: E731
+                       if not k.startswith("eval.")}
+    ok = strip(params_mod.fill_missing(saved)) == strip(p) and \
         summary.get("code_version") == code_version("pretrain", p["method"]) and \
         (run / "checkpoints" / "last.pt").is_file()
     if ok and saved.get("eval") != p["eval"]:

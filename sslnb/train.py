@@ -80,9 +80,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
 
     model = torch.nn.parallel.DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None) if world_size > 1 else net
-    augment = BatchAugment(p["augment"], p["data"]["image_size"], p["data"]["mean"],
-                           p["data"]["std"])
-    train_step = TrainStep(model, opt, scaler, augment, p, device, amp_dtype)
+    train_step = TrainStep(model, opt, scaler, p, device, amp_dtype, sched.total_steps)
     feeder = Feeder(data.images, device, p["data"]["placement"])  # uint8, decoded once
     batches = feeder.stream(batch_indices(len(data), p["seed"], step, sched, t["batch_size"],
                                           rank, world_size, feeder.index_device))
@@ -209,11 +207,16 @@ class TrainStep:
     device tensor. Nothing in it waits for the device (no .item(), no host copy;
     tests/test_speed.py counts), so the host runs ahead and the GPU never idles."""
 
-    def __init__(self, model, opt, scaler, augment, p: dict, device: torch.device, amp_dtype):
-        self.model, self.opt, self.scaler, self.augment = model, opt, scaler, augment
+    def __init__(self, model, opt, scaler, p: dict, device: torch.device, amp_dtype,
+                 total_steps: int, augments: list | None = None):
+        self.model, self.opt, self.scaler = model, opt, scaler
+        self.net = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
+            else model  # what the method's after-step hook updates (a teacher, a center)
         self.forward = torch.compile(model) if p["train"]["compile"] else model
         self.p, self.t, self.method = p, p["train"], methods.get(p)
-        self.device, self.amp_dtype = device, amp_dtype
+        self.augments = augments if augments is not None else augments_of(self.method, p)
+        self.n_generators = self.method.generators(p)
+        self.device, self.amp_dtype, self.total_steps = device, amp_dtype, total_steps
         self.rank, self.world_size = distributed.world()
 
     def __call__(self, batches, step: int) -> torch.Tensor:
@@ -222,28 +225,36 @@ class TrainStep:
         for micro in range(accum):
             x = next(batches)
             g = [step_generator(self.p["seed"], step * accum + micro, v, self.device)
-                 for v in range(3)]
+                 for v in range(self.n_generators)]
             # DDP all-reduces gradients during backward; under accumulation only the last
             # micro-step needs it (as nanoGPT's require_backward_grad_sync), the others add up.
             with self._sync(micro == accum - 1):
                 with autocast(self.device, self.amp_dtype), \
                         global_rows(self.rank * x.shape[0], self.world_size * x.shape[0]):
                     loss = self.method.loss(self.forward,
-                                            self.method.views(self.augment, x, g, self.p), g)
+                                            self.method.views(self.augments, x, g, self.p), g)
                 self.scaler.scale(loss / accum).backward()
             step_loss += loss.detach() / accum
         if self.t["grad_clip"] is not None:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip"])
+        self.method.before_step(self.net, self.opt, step, self.total_steps, self.p)
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
+        self.method.after_step(self.net, self.opt, step + 1, self.total_steps, self.p)
         return step_loss
 
     def _sync(self, last: bool):
         if last or not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
             return contextlib.nullcontext()
         return self.model.no_sync()
+
+
+def augments_of(method, p: dict) -> list[BatchAugment]:
+    """The batched augmentations of a method's kinds of view (Method.augments), in its order."""
+    return [BatchAugment(a, a["size"], p["data"]["mean"], p["data"]["std"])
+            for a in method.augments(p)]
 
 
 def progress(total: int, initial: int, desc: str):

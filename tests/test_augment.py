@@ -86,3 +86,27 @@ def test_uint8_crop_path_cuts_the_same_boxes_as_the_batched_path():
     assert (a.float() / 255 - other).abs().mean() > 0.05  # other boxes: visibly different
     same = A.random_resized_crop_uint8(x, 96, (1, 1), (1, 1), flip_p=1.0)
     assert torch.equal(same, x.flip(3))
+
+
+def test_solarize_inverts_the_values_at_or_above_the_threshold_per_sample():
+    """torchvision's RandomSolarize on floats: x >= 0.5 becomes 1 - x, below stays; p per image."""
+    x = torch.linspace(0, 1, 11).view(1, 1, 1, 11).expand(400, 3, 1, 11).contiguous()
+    y = A.solarize(x, p=0.2, g=torch.Generator().manual_seed(0))
+    on = (y != x).flatten(1).any(1)
+    assert 0.14 < on.float().mean() < 0.26
+    want = torch.where(x[0] >= 0.5, 1 - x[0], x[0])
+    assert all(torch.equal(y[i], want) for i in torch.nonzero(on).flatten().tolist())
+    assert torch.equal(A.solarize(x, p=1.0)[0, 0, 0, :5], x[0, 0, 0, :5])  # below: untouched
+
+
+def test_jitter_amplitudes_given_one_by_one_equal_the_strength_rule():
+    """bcsh = (0.8s, 0.8s, 0.8s, 0.2s) draws exactly what strength s draws; other amplitudes
+    bound each factor (BYOL's saturation 0.2: factors within [0.8, 1.2])."""
+    x = batch(64).float() / 255
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(A.color_jitter(x, 0.8, 0.5, g()),
+                       A.color_jitter(x, 0.8, 0.5, g(), bcsh=(0.4, 0.4, 0.4, 0.1)))
+    gray = A._gray(x).expand_as(x)  # saturation alone: y = s x + (1 - s) gray, s in [0.8, 1.2]
+    y = A.color_jitter(x, 1.0, g=g(), bcsh=(0.0, 0.0, 0.2, 0.0))
+    s = ((y - gray) * (x - gray)).flatten(1).sum(1) / ((x - gray) ** 2).flatten(1).sum(1)
+    assert s.min() > 0.75 and s.max() < 1.25 and s.max() - s.min() > 0.2  # clamping blurs it

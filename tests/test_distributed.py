@@ -43,7 +43,6 @@ def _nt_xent_rank(out: str) -> None:
 def _count_allreduces_rank(out: str) -> None:
     """One optimizer step with accumulation 1 and one with accumulation 3, counting the gradient
     all-reduces DDP launches (a communication hook sees every bucket)."""
-    from sslnb.augment import BatchAugment
     from sslnb.methods import build_model
     from sslnb.optim import build_optimizer
     from sslnb.params import resolve
@@ -66,8 +65,7 @@ def _count_allreduces_rank(out: str) -> None:
         model.register_comm_hook(None, hook)
         opt = build_optimizer(net, "adamw", 1e-3, 0.05, (0.9, 0.95))
         step = TrainStep(model, opt, torch.amp.GradScaler("cpu", enabled=False),
-                         BatchAugment(p["augment"], 16, p["data"]["mean"], p["data"]["std"]),
-                         p, torch.device("cpu"), None)
+                         p, torch.device("cpu"), None, total_steps=1)
         images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
         step(iter([images] * accum), 0)
         counts[accum] = len(calls)
@@ -124,6 +122,7 @@ def _torchrun(params: Path, *extra: str, nproc: int = 2):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     """MAE (LayerNorm only): 2 processes x batch 8 end with the weights of 1 process x batch 16,
     within 1e-5 (the gradient all-reduce sums in another order). Every random draw is a row of
@@ -144,6 +143,7 @@ def test_torchrun_two_processes_equal_one_process_with_the_same_global_batch(tmp
     assert env["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_torchrun_simclr_and_resume_with_another_world_size(tmp_path):
     """SimCLR under 2 processes (negatives gathered from both); stopped, then resumed by one
     process with accumulation keeping the global batch. (Its BatchNorm statistics are per process

@@ -56,3 +56,40 @@ def test_malformed_yaml_and_missing_file(tmp_path):
 
 def test_yaml_exponent_without_dot_is_a_float():
     assert resolve(None, ["train.base_lr=1e-3"])["train"]["base_lr"] == 1e-3
+
+
+def test_a_run_file_extends_another(tmp_path):
+    """`extends:` starts from another run file's keys (followed in turn), this file's over them;
+    the run is named after the extending file; a missing or circular base is refused."""
+    (tmp_path / "base.yaml").write_text("method: simclr\nsimclr:\n  temperature: 0.3\n"
+                                        "train:\n  epochs: 7\n  batch_size: 64\n")
+    (tmp_path / "mid.yaml").write_text("extends: base.yaml\ntrain:\n  epochs: 3\n")
+    (tmp_path / "top.yaml").write_text("extends: mid.yaml\ntrain:\n  base_lr: 0.5\n")
+    p = resolve(tmp_path / "top.yaml")
+    assert p["method"] == "simclr" and p["simclr"]["temperature"] == 0.3
+    assert (p["train"]["epochs"], p["train"]["batch_size"], p["train"]["base_lr"]) == (3, 64, 0.5)
+    assert p["name"] == "top"
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    for bad, said in (("a.yaml", "extends it in turn"), ("c.yaml", "no run params file")):
+        (tmp_path / "c_top.yaml").write_text(f"extends: {bad}\n")
+        with pytest.raises(ParamsError, match=said):
+            resolve(tmp_path / "c_top.yaml")
+    (tmp_path / "wrong.yaml").write_text("extends: base.yaml\nsimclr:\n  temprature: 0.1\n")
+    with pytest.raises(ParamsError, match="wrong.yaml.*temperature"):
+        resolve(tmp_path / "wrong.yaml")  # the error names the file the key is in
+
+
+def test_the_demo_simclr_vit_reads_what_it_always_read():
+    """simclr_vit_tiny.yaml extends the SimCLR ResNet recipe and changes the encoder: what the
+    run reads is what the file said before it extended anything."""
+    from conftest import ROOT
+    from sslnb.params import effective
+    p = effective(resolve(ROOT / "params" / "demo" / "simclr_vit_tiny.yaml"))
+    want = {"method": "simclr", "model.encoder": "vit_tiny_patch16_224", "model.patch_size": 4,
+            "model.depth": 6, "model.feature_pool": "mean", "simclr.temperature": 0.2,
+            "augment.crop_scale": [0.3, 1.0], "augment.gray_p": 0.8, "data.num_train": 5000,
+            "train.epochs": 4, "train.batch_size": 32, "train.optimizer": "adamw",
+            "train.base_lr": 4.0e-3, "train.weight_decay": 0.1, "train.warmup_epochs": 0.5}
+    assert {k: p[k] for k in want} == want
+    assert "model.stem" not in p and "model.zero_init_residual" not in p  # a ResNet's keys

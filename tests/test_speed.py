@@ -9,7 +9,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import sslnb
-from sslnb.augment import BatchAugment
 from sslnb.device import resolve_precision
 from sslnb.methods import build_model, train_flops_per_image
 from sslnb.optim import build_optimizer
@@ -63,21 +62,30 @@ def test_published_scale_vit_b_costs_about_57_gflops_per_training_image():
 SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 
 
-@pytest.mark.parametrize("method", ["mae", "simclr"])
+# Each registered method at a size that steps in a fraction of a second on a CPU.
+SMALL = {"mae": {"model.depth": 1, "mae.decoder_dim": 32, "mae.decoder_depth": 1,
+                 "mae.decoder_heads": 2},
+         "simclr": {"simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8}}
+
+
+def test_every_method_is_checked_for_host_syncs():
+    from sslnb.methods import METHODS
+    assert set(SMALL) == set(METHODS), "add the new method to SMALL"
+
+
+@pytest.mark.parametrize("method", sorted(SMALL))
 def test_training_step_makes_no_host_sync(method, monkeypatch):
     """Every Tensor method that waits for the device is wrapped; calls made from sslnb's own code
-    during three training steps are counted (torch's internals on a CPU do not wait for anything,
-    and on a GPU the fused optimizer makes none)."""
-    p = resolve(None, {"method": method, "data.image_size": 16, "model.depth": 1,
-                       "mae.decoder_dim": 32, "mae.decoder_depth": 1, "mae.decoder_heads": 2,
-                       "simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8,
+    during three training steps, the method's before- and after-step hooks included, are counted
+    (torch's internals on a CPU do not wait for anything, and on a GPU the fused optimizer makes
+    none)."""
+    p = resolve(None, {"method": method, "data.image_size": 16, **SMALL[method],
                        "train.batch_size": 8, "train.grad_clip": 1.0,
                        "augment.jitter_p": 0.8, "augment.gray_p": 0.2, "augment.blur_p": 0.5})
     device = torch.device("cpu")
     model = build_model(p)
     opt = build_optimizer(model, "adamw", 1e-3, 0.05, (0.9, 0.95))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    augment = BatchAugment(p["augment"], 16, p["data"]["mean"], p["data"]["std"])
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     batches = iter([images] * 3)
     calls = []
@@ -91,7 +99,7 @@ def test_training_step_makes_no_host_sync(method, monkeypatch):
             return _original(self, *a, **k)
 
         monkeypatch.setattr(torch.Tensor, name, wrapper)
-    train_step = TrainStep(model, opt, scaler, augment, p, device, None)
+    train_step = TrainStep(model, opt, scaler, p, device, None, total_steps=3)
     for step in range(3):
         loss = train_step(batches, step)
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import sslnb
 from conftest import ROOT
 
 PKG = Path(sslnb.__file__).parent
-METHOD_NAMES = {"mae", "simclr"}
+METHOD_NAMES = set(sslnb.methods.METHODS)  # every registered method, not a list typed here
 
 
 def module_name(path: Path) -> str:
@@ -96,6 +96,35 @@ def test_only_the_method_files_branch_on_a_method():
     assert not offenders, offenders
 
 
+def method_mentions(path: Path) -> list[tuple[int, str]]:
+    """String constants (docstrings aside) that name a registered method or one of its keys:
+    'mae', 'simclr.temperature', {'mae': ...}."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                    ast.AsyncFunctionDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return sorted((n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+            and (n.value in METHOD_NAMES or n.value.split(".")[0] in METHOD_NAMES and "." in n.value))
+
+
+def test_the_engine_and_the_report_know_no_method_by_name():
+    """A new method is one file: the training loop, the benchmark, the params, the augmentation,
+    the data, the report (all of sslnb outside sslnb/methods/) name no method and none of a
+    method's keys; what they need to know, they ask the method."""
+    offenders = {str(f.relative_to(ROOT)): method_mentions(f) for f in PKG.rglob("*.py")
+                 if "methods" not in f.relative_to(PKG).parts and method_mentions(f)}
+    assert not offenders, offenders
+
+
+def test_the_mention_finder_sees_a_name_and_a_key(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text('"""mae in a docstring is prose."""\nA = {"mae": 1}\nB = "simclr.temperature"\n'
+                 'C = "simclr_views"\n')
+    assert method_mentions(f) == [(2, "mae"), (3, "simclr.temperature")]
+
+
 def test_the_comparison_finder_sees_a_branch(tmp_path):
     f = tmp_path / "x.py"
     f.write_text('if p["method"] == "mae":\n    pass\nok = m in ("simclr", "x")\n')
@@ -121,7 +150,7 @@ def test_every_notebook_has_the_same_short_setup_cell():
     compile(first, "bootstrap", "exec")
 
 
-@pytest.mark.parametrize("name", ["mae", "simclr"])
+@pytest.mark.parametrize("name", sorted(METHOD_NAMES))
 def test_a_method_is_one_file(name):
     """Model, views, loss, FLOPs and pictures of a method are in sslnb/methods/NAME.py; what
     belongs to the encoder (its name, its export) is shared by every method (encoders.py), so

@@ -1,17 +1,19 @@
-"""The self-supervised methods, one file each (mae.py, simclr.py), and the few calls the rest of
-sslnb makes on them. Every module of this folder that defines a `METHOD` is registered when the
-package is imported, so adding a method touches no other file here; `register` adds one defined
-elsewhere (a notebook, a test)."""
+"""The self-supervised methods, one file each (mae.py, simclr.py, ...), and the few calls the
+rest of sslnb makes on them. Every module of this folder that defines a `METHOD` is
+registered when the package is imported, so adding a method touches no other file here;
+`register` adds one defined elsewhere (a notebook, a test), `SSLNB_METHODS` one in the user's
+own module."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 import torch.nn as nn
 
 from ..encoders import count_params
 from ..errors import ParamsError
-from .base import Method
+from .base import Key, Method
 
 METHODS: dict[str, Method] = {}
 
@@ -28,6 +30,24 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         register(_module.METHOD)
 
 
+def load_extra(modules: str | None = None) -> None:
+    """Register the methods of modules outside sslnb: SSLNB_METHODS="my_method,other" (each
+    importable, defining METHOD), so that a notebook kernel, a torchrun process and the CLI all
+    know a method that lives in the user's own file."""
+    names = os.environ.get("SSLNB_METHODS", "") if modules is None else modules
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise ParamsError(f"SSLNB_METHODS names '{name}', which cannot be imported ({e}). "
+                              f"Name an importable module (its folder on PYTHONPATH) that "
+                              f"defines METHOD, or unset SSLNB_METHODS.") from None
+        if not isinstance(getattr(module, "METHOD", None), Method):
+            raise ParamsError(f"SSLNB_METHODS names '{name}', which defines no METHOD (an "
+                              f"instance of sslnb.methods.Method). See docs/adding-a-method.md.")
+        register(module.METHOD)
+
+
 def get(p: dict | str) -> Method:
     """The method of a resolved params dict (or of a method name)."""
     return METHODS[p if isinstance(p, str) else p["method"]]
@@ -38,12 +58,8 @@ def build_model(p: dict) -> nn.Module:
     try:
         return get(p).build(p)
     except (RuntimeError, ValueError) as e:
-        kind = {"mae": "a timm ViT name such as vit_small_patch16_224",
-                "simclr": "a torchvision ResNet name such as resnet18 or resnet50, or a timm ViT "
-                          "name such as vit_small_patch16_224"}.get(
-                    p["method"], "an encoder this method supports")
         raise ParamsError(f"key 'model.encoder' is {p['model']['encoder']!r}, which cannot build "
-                          f"a {p['method']} model ({e}); accepted: {kind}.") from None
+                          f"a {p['method']} model ({e}); accepted: {get(p).accepts}.") from None
 
 
 def train_flops_per_image(p: dict, model: nn.Module | None = None) -> float:
@@ -62,5 +78,5 @@ def describe(p: dict, model: nn.Module | None = None) -> dict:
             **method.describe(p)}
 
 
-__all__ = ["METHODS", "Method", "register", "get", "build_model", "train_flops_per_image", "describe",
-           "count_params"]
+__all__ = ["METHODS", "Key", "Method", "register", "load_extra", "get", "build_model",
+           "train_flops_per_image", "describe", "count_params"]

@@ -3,6 +3,9 @@ FLOP count, the export and the report ask a `Method` and branch on nothing: addi
 one file in this folder (see docs/adding-a-method.md)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 import torch.nn as nn
 
@@ -10,14 +13,36 @@ from .. import encoders
 from ..errors import ParamsError
 
 
+@dataclass(frozen=True)
+class Key:
+    """One param a method owns (`<method>.<key>` in a params file): its default, what it means,
+    and the values it accepts; params.py checks it as it checks defaults.yaml's keys."""
+    default: Any
+    doc: str = ""
+    range: tuple | None = None    # (low, high, inclusive) as params.RANGES: True, False or "(]"
+    positive_int: bool = False
+    nullable: type | None = None  # may be null; the type it takes when set
+    choices: tuple | None = None
+    shown: bool = False           # listed in a report's table of each run's key params
+
+
 class Method:
     name = ""                  # the params' `method` value
     title = ""                 # how a reader names it: "MAE", "SimCLR"
     objective = ""             # what kind of objective: "masked image modelling", "contrastive"
+    citation = ""              # the paper, as the report cites it: "He et al. 2021"
+    description = ""           # one line for the report's Methods section
+    keys: dict[str, Key] = {}  # the method's own params, under `<name>.` (see Key)
+    accepts = "a timm ViT name such as vit_small_patch16_224, or a torchvision ResNet name such " \
+              "as resnet50"      # the encoders it builds, as an error message lists them
     defaults: dict = {}        # what the method changes in defaults.yaml (its papers' recipe)
-    own_params: tuple = ()     # keys that only this method reads (hidden for the others);
-                               # the encoder family's keys are in encoders.FAMILY_PARAMS
     showcase_name = ""         # the figure of what the method sees, e.g. "mae_reconstructions"
+
+    @property
+    def own_params(self) -> tuple:
+        """Key prefixes only this method reads (hidden for the others); the encoder family's
+        keys are in encoders.FAMILY_PARAMS."""
+        return (f"{self.name}.",)
 
     # Model ---------------------------------------------------------------------------------
     def build(self, p: dict) -> nn.Module:
@@ -43,13 +68,35 @@ class Method:
         return net
 
     # One training step -----------------------------------------------------------------------
-    def views(self, augment, x: torch.Tensor, g: list, p: dict) -> list[torch.Tensor]:
-        """What the model sees of a uint8 batch; g holds the step's generators, one per view."""
+    def augments(self, p: dict) -> list[dict]:
+        """One augmentation per kind of view, each the `augment` keys plus `size` (its output
+        side in pixels): views of different sizes or recipes (BYOL's asymmetric pair, DINO's
+        global and local crops) are different entries. The default: one, `augment` at
+        data.image_size."""
+        return [{**p["augment"], "size": p["data"]["image_size"]}]
+
+    def generators(self, p: dict) -> int:
+        """How many random generators a step draws from (one per view, and one per other draw
+        such as MAE's mask); each is a pure function of (seed, step, index)."""
+        return 3
+
+    def views(self, augments: list, x: torch.Tensor, g: list, p: dict) -> list[torch.Tensor]:
+        """What the model sees of a uint8 batch: `augments` are callables built from
+        `self.augments(p)` in its order, g the step's generators."""
         raise NotImplementedError
 
     def loss(self, forward, views: list[torch.Tensor], g: list) -> torch.Tensor:
         """The objective of one micro-batch, from the (possibly wrapped or compiled) model."""
         raise NotImplementedError
+
+    def before_step(self, model: nn.Module, opt, step: int, total_steps: int, p: dict) -> None:
+        """After the gradients of step `step` (0-based) are complete, before the optimizer uses
+        them: freeze a layer for a while (set its .grad to None), schedule the weight decay
+        (opt.param_groups). Runs in the loop, so it must not wait for the device (no .item())."""
+
+    def after_step(self, model: nn.Module, opt, step: int, total_steps: int, p: dict) -> None:
+        """After each optimizer step (`step` now counts the steps done): a momentum teacher's
+        update, a center, a temperature schedule. Must not wait for the device either."""
 
     # Facts for the bench, the export and the report ----------------------------------------
     def train_flops_per_image(self, p: dict, model: nn.Module) -> float:

@@ -17,7 +17,7 @@ from timm.models.vision_transformer import Block
 from .. import encoders
 from ..flops import vit_block
 from ..randomness import rand
-from .base import Method
+from .base import Key, Method
 
 
 def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -148,8 +148,24 @@ class MAE(nn.Module):
 class MAEMethod(Method):
     name, title, showcase_name = "mae", "MAE", "mae_reconstructions"
     objective = "masked image modelling"
-    defaults: dict = {}
-    own_params = ("mae.",)
+    citation = "He et al. 2021"
+    accepts = "a timm ViT name such as vit_small_patch16_224"
+    description = ("a ViT encodes a random 25% of the patches and a light decoder reconstructs "
+                   "the pixels of the others")
+    keys = {
+        "mask_ratio": Key(0.75, "fraction of the patches removed", range=(0.0, 1.0, False),
+                          shown=True),
+        "norm_pix_loss": Key(True, "per-patch normalised pixel targets (paper section 4, "
+                                   "\"Reconstruction target\")", shown=True),
+        "decoder_dim": Key(512, "decoder width", positive_int=True, shown=True),
+        "decoder_depth": Key(8, "decoder blocks", positive_int=True, shown=True),
+        "decoder_heads": Key(16, "decoder attention heads", positive_int=True),
+    }
+    # The paper's recipe (appendix A.1): AdamW (0.9, 0.95), base lr 1.5e-4, weight decay 0.05,
+    # random resized crops of 20-100% of the image.
+    defaults = {"augment": {"crop_scale": [0.2, 1.0]},
+                "train": {"optimizer": "adamw", "base_lr": 1.5e-4, "weight_decay": 0.05,
+                          "betas": [0.9, 0.95]}}
 
     def build(self, p: dict) -> MAE:
         m = p["model"]
@@ -157,8 +173,8 @@ class MAEMethod(Method):
                    patch_size=m["patch_size"], depth=m["depth"], feature_pool=m["feature_pool"],
                    **p["mae"])
 
-    def views(self, augment, x, g, p):
-        return [augment(x, g[0])]
+    def views(self, augments, x, g, p):
+        return [augments[0](x, g[0])]
 
     def loss(self, forward, views, g):
         return forward(views[0], g[1])[0]  # the mask is drawn from the step's generator g[1]

@@ -14,7 +14,7 @@ from .. import encoders
 from ..errors import ParamsError
 from ..flops import module_forward
 from ..losses import nt_xent
-from .base import Method
+from .base import Key, Method
 
 
 class ProjectionHead(nn.Sequential):
@@ -62,12 +62,25 @@ class SimCLR(nn.Module):
 class SimCLRMethod(Method):
     name, title, showcase_name = "simclr", "SimCLR", "simclr_views"
     objective = "contrastive"
+    citation = "Chen et al. 2020"
+    accepts = ("a torchvision ResNet name such as resnet18 or resnet50, or a timm ViT name such "
+               "as vit_small_patch16_224")
+    description = ("two augmented views of each image are pulled together and pushed away from "
+                   "the batch's other images (NT-Xent) through an MLP head")
+    keys = {
+        "temperature": Key(0.5, "NT-Xent temperature", range=(0.0, None, False), shown=True),
+        "proj_dim": Key(128, "projection head output width", positive_int=True, shown=True),
+        "proj_hidden_dim": Key(None, "projection head hidden width; null: the encoder's width "
+                                     "(the paper: 2048 for a ResNet-50)", nullable=int,
+                               positive_int=True),
+        "proj_output_bn": Key(True, "BatchNorm (scale, no shift) on the head's output, as in the "
+                                    "paper's code"),
+    }
     defaults = {
         "model": {"encoder": "resnet18", "stem": "imagenet"},
         "augment": {"crop_scale": [0.08, 1.0], "jitter_p": 0.8, "gray_p": 0.2},
         "train": {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1.0e-6},
     }
-    own_params = ("simclr.",)
 
     def build(self, p: dict) -> SimCLR:
         return SimCLR(encoders.build(p), feature_pool=p["model"]["feature_pool"], **p["simclr"])
@@ -81,8 +94,8 @@ class SimCLRMethod(Method):
                 f"other images of the batch are its negatives. Use a batch of 2 or more (the "
                 f"paper used 4096).")
 
-    def views(self, augment, x, g, p):
-        out = [augment(x, g[0]), augment(x, g[1])]
+    def views(self, augments, x, g, p):
+        out = [augments[0](x, g[0]), augments[0](x, g[1])]
         if p["train"]["channels_last"] and encoders.family(p["model"]["encoder"]) == "resnet":
             out = [v.contiguous(memory_format=torch.channels_last) for v in out]
         return out

@@ -16,18 +16,10 @@ from .costs import cell as _cell
 from ..stats import accuracy_interval, difference_interval, mean_sd
 from ..stats import compare as compare_sentence
 
-# Published linear-probe top-1 (%) that a run of the same data, method and encoder is read against
-# (the study's table; solo-learn's and sthalles/SimCLR's published results); cited in the observations only when such a run is present.
-ANCHORS = [
-    ("imagenet100", "mae", "vit_small_patch16_224", 33.7,
-     "the study we reproduce (25-class pretraining, 100-class probe)"),
-    ("imagenet100", "mae", "vit_base_patch16_224", 34.0,
-     "the study we reproduce (25-class pretraining, 100-class probe)"),
-    ("imagenet100", "simclr", "resnet50", 45.7,
-     "the study we reproduce (25-class pretraining, 100-class probe)"),
-    ("cifar10", "simclr", "resnet18", 90.7, "solo-learn, 1000 epochs"),
-    ("stl10", "simclr", "resnet18", 74.5, "sthalles/SimCLR, 100 epochs"),
-]
+def published() -> dict:
+    """The published numbers runs are read against (params/published.yaml: data, not code)."""
+    from ..params import ROOT_PARAMS
+    return yaml.safe_load((ROOT_PARAMS / "published.yaml").read_text(encoding="utf-8"))
 
 
 def _need(path: Path) -> Path:
@@ -246,20 +238,13 @@ def _ci(g: dict, key: str) -> str:
     return f"{c.low:.1f} to {c.high:.1f}" if c else "not run"
 
 
-# The study's own table (ImageNet-100, 25-class pretraining): its val accuracies and times per
-# epoch as the study reported them; parameters are the encoders' published sizes (without head).
-STUDY_TABLE = [
-    ("MAE ViT-Small", "ViT-S/16", 21.7, "about 3 min", 33.7),
-    ("MAE ViT-Base", "ViT-B/16", 85.8, "about 4.5 min", 34.0),
-    ("SimCLR", "ResNet-50", 23.5, "about 12 min", 45.7),
-]
-
-
 def study_reported():
     import pandas as pd
-    return pd.DataFrame([{"Model": m, "Architecture": a, "Parameters (M)": f"{p:.1f}",
-                          "Train time/epoch": t, "Val acc (%)": f"{v:.1f}"}
-                         for m, a, p, t, v in STUDY_TABLE]).style.hide(axis="index")
+    return pd.DataFrame([{"Model": r["model"], "Architecture": r["architecture"],
+                          "Parameters (M)": f"{r['params_m']:.1f}",
+                          "Train time/epoch": r["time_per_epoch"],
+                          "Val acc (%)": f"{r['val_top1']:.1f}"}
+                         for r in published()["study_table"]]).style.hide(axis="index")
 
 
 def study_table(groups: list[dict]):
@@ -324,11 +309,12 @@ def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
         gap = g["mean"]["train_top1"] - g["mean"]["test_top1"]
         out.append(f"{g['model']}: the probe's train accuracy is {gap:.1f} points above its test "
                    f"accuracy.")
-        for source, method, encoder, value, where in ANCHORS:
-            if (g["source"], g["method"], g["encoder"]) == (source, method, encoder):
+        for a in published()["anchors"]:
+            if (g["source"], g["method"], g["encoder"]) == (a["source"], a["method"],
+                                                              a["encoder"]):
                 ci = g["ci"]["test_top1"]
-                out.append(f"Published anchor for {g['model']} on {source}: {value:.1f}% "
-                           f"({where}); here {ci.text('%')}, {wording.plural(g['mean']['epochs'], 'epoch')}.")
+                out.append(f"Published anchor for {g['model']} on {a['source']}: {a['top1']:.1f}% "
+                           f"({a['where']}); here {ci.text('%')}, {wording.plural(g['mean']['epochs'], 'epoch')}.")
     if len(groups) >= 2 and all("isolated_images_per_s" in g["mean"] for g in groups):
         fastest = max(groups, key=lambda g: g["mean"]["isolated_images_per_s"])
         out.append(f"Fastest pretraining: {fastest['model']} "
@@ -376,12 +362,8 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
     return results_dir / "results.json"
 
 
-# The study's throughput: ~3, ~4.5 and ~12 minutes per epoch of ~32,500 images (docs/references.md).
-STUDY_SPEED = {"vit_small_patch16_224": 180.0, "vit_base_patch16_224": 120.0, "resnet50": 45.0}
-
-
 def _step_row(r: dict, source: str) -> dict:
-    study = STUDY_SPEED.get(r["encoder"]) if r["image_size"] == 224 else None
+    study = published()["study_speed"].get(r["encoder"]) if r["image_size"] == 224 else None
     ips = r["images_per_s"]["with_augmentation"]
     return {"file": source, "device": r["device"], "encoder": r["encoder"],
             "image_size": r["image_size"], "what": (

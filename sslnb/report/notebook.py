@@ -61,14 +61,25 @@ def _show(html_text: str) -> None:
     display(HTML(html_text))
 
 
+# The shared keys a run's table shows; each method's own shown keys (methods.Key.shown) go where
+# METHOD_KEYS stands.
+METHOD_KEYS = "<the method's own keys>"
 KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.depth", "model.stem",
               "model.feature_pool", "data.source", "data.pretrain_classes",
               "data.image_size", "data.num_train",
-              "data.num_val", "data.num_test", "data.val_per_class", "mae.mask_ratio", "mae.norm_pix_loss", "mae.decoder_dim",
-              "mae.decoder_depth", "simclr.temperature", "simclr.proj_dim", "augment.crop_scale",
-              "augment.jitter_p", "augment.gray_p", "train.epochs", "train.batch_size",
-              "train.optimizer", "train.base_lr", "train.weight_decay", "train.snapshots", "eval.probe_epochs",
+              "data.num_val", "data.num_test", "data.val_per_class", METHOD_KEYS,
+              "augment.crop_scale", "augment.jitter_p", "augment.gray_p", "train.epochs",
+              "train.steps", "train.batch_size", "train.optimizer", "train.base_lr",
+              "train.weight_decay", "train.snapshots", "eval.probe_epochs",
               "eval.probe_optimizer", "eval.finetune_epochs", "device", "seed"]
+
+
+def key_params() -> list[str]:
+    """KEY_PARAMS with every registered method's shown keys in place."""
+    from .. import methods
+    mine = [f"{name}.{k}" for name, m in methods.METHODS.items()
+            for k, key in m.keys.items() if key.shown]
+    return [k for item in KEY_PARAMS for k in (mine if item == METHOD_KEYS else [item])]
 
 
 def params_rows(p: dict) -> list[tuple]:
@@ -86,12 +97,17 @@ def params_rows(p: dict) -> list[tuple]:
     from ..data import SOURCE_PARAMS
     source = p["data"]["source"]
     elsewhere = lambda k: source not in SOURCE_PARAMS.get(k, (source,))  # noqa: E731
-    return [(k, flat[k]) for k in KEY_PARAMS
+    return [(k, flat[k]) for k in key_params()
             if k in flat and flat[k] is not None and not hidden(k) and not elsewhere(k)]
 
 
 def show_params(p: dict) -> None:
-    """The run's main parameters as a small table (all of them are in the run's params.yaml)."""
+    """What the run's method does (from its file), then the run's main parameters as a small
+    table (all of them are in the run's params.yaml)."""
+    from .. import methods
+    from IPython.display import Markdown, display
+    m = methods.get(p)
+    display(Markdown(f"**{m.title}** ({m.citation}): {m.description}."))
     _show(_table(params_rows(p), ("parameter", "value")))
 
 

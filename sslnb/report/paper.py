@@ -219,8 +219,9 @@ def methods_markdown(groups: list[dict]) -> str:
               "architecture built with the same seed, never trained (a ResNet's BatchNorm "
               "statistics at their initial values), through the same probe, kNN and fine-tuning.",
               "", "**Hardware.** " + listing(sorted({g["device"] for g in groups})) + "."]
-    names = sorted({methods.get(g["method"]).title for g in groups})
-    lines += ["", f"**Objectives.** {listing(names)} as in their papers (MAE: He et al. 2021; "
-              f"SimCLR: Chen et al. 2020); what is faithful and how it is tested is listed in "
-              f"docs/methods.md and docs/protocol.md."]
+    used = sorted({methods.get(g["method"]) for g in groups}, key=lambda m: m.title)
+    cited = "; ".join(f"{m.title}: {m.citation}" for m in used if m.citation)
+    lines += ["", f"**Objectives.** {listing([m.title for m in used])} as in their papers"
+              + (f" ({cited})" if cited else "") + "; what is faithful and how it is tested is "
+              "listed in docs/methods.md and docs/protocol.md."]
     return "\n".join(lines)
