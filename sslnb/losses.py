@@ -35,3 +35,12 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     logits = logits.masked_fill(F.one_hot(own, 2 * m).bool(), float("-inf"))
     return F.cross_entropy(logits, positive)
 
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """BYOL's regression loss (Grill et al. 2020, eq. 2): the mean over the batch of
+    2 - 2 cos(p, z) = ||p/|p| - z/|z|||^2, the online prediction p against the target
+    projection z of the other view. No gradient flows into z (the target network)."""
+    p = F.normalize(p.float(), dim=1)
+    z = F.normalize(z.detach().float(), dim=1)
+    return (2 - 2 * (p * z).sum(dim=1)).mean()
+

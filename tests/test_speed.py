@@ -65,7 +65,8 @@ SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__in
 # Each registered method at a size that steps in a fraction of a second on a CPU.
 SMALL = {"mae": {"model.depth": 1, "mae.decoder_dim": 32, "mae.decoder_depth": 1,
                  "mae.decoder_heads": 2},
-         "simclr": {"simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8}}
+         "simclr": {"simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8},
+         "byol": {"byol.proj_hidden_dim": 32, "byol.proj_dim": 8, "byol.pred_hidden_dim": 32}}
 
 
 def test_every_method_is_checked_for_host_syncs():
