@@ -44,3 +44,22 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     z = F.normalize(z.detach().float(), dim=1)
     return (2 - 2 * (p * z).sum(dim=1)).mean()
 
+
+def dino_loss(*, student: list[torch.Tensor], teacher: list[torch.Tensor], center: torch.Tensor,
+              student_temp: float = 0.1, teacher_temp: float | torch.Tensor = 0.04) -> torch.Tensor:
+    """DINO's loss (Caron et al. 2021, eq. 3 and Algorithm 1): the cross-entropy between each
+    teacher view's centred, sharpened distribution softmax((t - center) / teacher_temp) and the
+    student's log_softmax(s / student_temp) of every *other* view (the student view of the same
+    crop is skipped), averaged over those pairs. `teacher` holds the global crops' logits, in the
+    order of the first views of `student` (globals first, then local crops). No gradient flows
+    into the teacher."""
+    targets = [F.softmax((t.detach().float() - center) / teacher_temp, dim=-1) for t in teacher]
+    logp = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student]
+    total, pairs = 0.0, 0
+    for i, q in enumerate(targets):
+        for j, lp in enumerate(logp):
+            if i == j:
+                continue
+            total = total + (-q * lp).sum(dim=-1).mean()
+            pairs += 1
+    return total / pairs

@@ -66,7 +66,10 @@ SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__in
 SMALL = {"mae": {"model.depth": 1, "mae.decoder_dim": 32, "mae.decoder_depth": 1,
                  "mae.decoder_heads": 2},
          "simclr": {"simclr.proj_hidden_dim": 32, "simclr.proj_dim": 8},
-         "byol": {"byol.proj_hidden_dim": 32, "byol.proj_dim": 8, "byol.pred_hidden_dim": 32}}
+         "byol": {"byol.proj_hidden_dim": 32, "byol.proj_dim": 8, "byol.pred_hidden_dim": 32},
+         "dino": {"model.depth": 1, "model.patch_size": 4, "dino.out_dim": 64,
+                  "dino.hidden_dim": 32, "dino.bottleneck_dim": 16, "dino.local_crops": 2,
+                  "dino.local_size": 8}}
 
 
 def test_every_method_is_checked_for_host_syncs():
