@@ -10,14 +10,15 @@ REPORT ?= demo
 FORCE  ?=
 DATA   ?=
 
-.PHONY: help venv test report render bench clean-venv browser
+.PHONY: help venv test test-all report render bench clean-venv browser
 
 help:
 	@echo "make report   - run the study (params/report/\$$(REPORT).yaml) and render report/report.html"
 	@echo "               REPORT=<name> picks another report, FORCE=1 reruns everything,"
 	@echo "               DATA=/path sets data.root (e.g. REPORT=imagenet100 DATA=/kaggle/input/imagenet100)"
 	@echo "make render   - re-render report \$$(REPORT) from its committed logs: no training, no checkpoints"
-	@echo "make test     - create .venv if needed, install sslnb, run the test suite"
+	@echo "make test     - create .venv if needed, install sslnb, run the test suite (minutes)"
+	@echo "make test-all - the same with the slow tests too (learning, torchrun, kill-and-resume): what CI runs"
 	@echo "make bench    - benchmarks into logs/bench/ (GPU: bench/gpu_check.sh; CPU: bench/*.py + step bench)"
 
 venv: $(STAMP)
@@ -44,6 +45,9 @@ render: $(STAMP) browser
 	$(PY) -m sslnb report --params params/report/$(REPORT).yaml --render
 
 test: $(STAMP) browser
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # On a GPU: bench/gpu_check.sh (the study's three configurations, MFU, the demo on the GPU);

@@ -49,6 +49,7 @@ def snapshot(root: Path) -> dict:
 
 # ---------------------------------------------------------------- runs survive kills
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path):
     """A subprocess is killed with SIGKILL a few times (after a random number of steps, and once
     while a checkpoint is being written); `resume: auto` restarts it with the same command each

@@ -1,5 +1,6 @@
 """Short pretraining on `shapes` really learns its objective: MAE reconstructs far better than the
 per-patch mean, and SimCLR matches the two views of an image far better than at initialisation."""
+import pytest
 import torch
 
 from sslnb import pretrain, resolve
@@ -15,6 +16,7 @@ from conftest import ROOT
 MARGIN = 0.05  # nats; see the SimCLR test for what was measured
 
 
+@pytest.mark.slow
 def test_mae_loss_falls_well_below_predicting_each_patch_mean(tmp_path):
     p = resolve(None, {"method": "mae", "model.depth": 4, "mae.decoder_dim": 64,
                        "mae.decoder_depth": 1, "mae.decoder_heads": 4, "data.num_train": 2048,
@@ -45,6 +47,7 @@ def held_out_nt_xent(model, p, images):
     return model(aug(images, g1), aug(images, g2))[0].item()
 
 
+@pytest.mark.slow
 def test_simclr_lowers_the_contrastive_loss_on_held_out_images(tmp_path):
     """The demo recipe on 2,048 images for 2 epochs at batch 64 (64 steps, ~40 s here): on 256
     held-out images, NT-Xent of the trained network is well below that of the same network at

@@ -2,6 +2,7 @@
 objectives on one architecture), a contrastive loss that falls, and an export that timm loads."""
 import json
 
+import pytest
 import torch
 
 from sslnb import encoders, pretrain, resolve
@@ -43,6 +44,7 @@ def test_same_encoder_weights_and_feature_as_mae_at_initialisation():
                        encoders.image_feature(b.eval(), x, "mean"))
 
 
+@pytest.mark.slow
 def test_simclr_vit_lowers_the_loss_and_exports_to_timm(tmp_path):
     p = resolve(DEMO / "simclr_vit_tiny.yaml",
                 {"out_dir": str(tmp_path), "model.depth": 2, "data.num_train": 1024,
