@@ -2,14 +2,15 @@
 # One GPU check, under 8 minutes on one H100/H200-class GPU: training-step speed of every
 # full-scale configuration (params/imagenet100/*.yaml: resident tensors and real batched
 # augmentation, MFU against the measured bf16 matmul peak; ViT-B also with torch.compile), then
-# the demo's pretraining and evaluation on the GPU. Writes one JSON with everything and the hardware: $OUT/gpu_check_<gpu>_<date>.json
+# every demo configuration's pretraining and evaluation (fine-tuning included) on the GPU.
+# Writes one JSON with everything and the hardware: $OUT/gpu_check_<gpu>_<date>.json
 # (OUT defaults to logs/bench), plus the per-config JSON beside it.
 #
 #   bash bench/gpu_check.sh            # from the repository root, sslnb importable
 # A dry run of the plumbing on a CPU (tiny sizes, nothing meaningful measured):
 #   DEVICE=cpu OUT=/tmp/gc BENCH_SET="--set train.batch_size=4 --set data.image_size=32" \
 #     DEMO_SET="--set train.epochs=1 --set data.num_train=512 --set eval.probe_epochs=2" \
-#     STEPS=2 bash bench/gpu_check.sh
+#     STEPS=2 FT_EPOCHS=0 bash bench/gpu_check.sh
 set -euo pipefail
 PY=${PY:-python}
 OUT=${OUT:-logs/bench}
@@ -32,11 +33,16 @@ for spec in "${specs[@]}"; do
     --warmup $(( STEPS < 8 ? 1 : 8 )) --out-dir "$OUT/gpu_check_parts" \
     > "$WORK/last.log" 2>&1 || { tail -20 "$WORK/last.log"; echo "[gpu_check] failed: $spec"; }
 done
-for run in mae_vit_tiny simclr_resnet18; do
-  echo "[gpu_check] demo $run: pretrain + evaluate on the GPU"
+# Every demo configuration (a new method's params/demo/*.yaml joins by itself), pretrained and
+# evaluated with FT_EPOCHS of fine-tuning at every depth, so the check times fine-tuning too.
+FT_EPOCHS=${FT_EPOCHS:-1}
+for f in params/demo/*.yaml; do
+  run=$(basename "$f" .yaml)
+  echo "[gpu_check] demo $run: pretrain + evaluate (fine-tuning included) on the GPU"
   t0=$(date +%s)
-  $PY -m sslnb pretrain --params params/demo/$run.yaml --set out_dir="$WORK/logs" \
-      --set device=$DEVICE $DEMO_SET > "$WORK/$run.log" 2>&1 || tail -20 "$WORK/$run.log"
+  $PY -m sslnb pretrain --params "$f" --set out_dir="$WORK/logs" --set device=$DEVICE \
+      --set eval.finetune_epochs=$FT_EPOCHS $DEMO_SET > "$WORK/$run.log" 2>&1 \
+      || tail -20 "$WORK/$run.log"
   t1=$(date +%s)
   $PY -m sslnb evaluate --run "$WORK/logs/$run" > "$WORK/$run.eval.json" 2>>"$WORK/$run.log" \
       || tail -20 "$WORK/$run.log"
@@ -56,7 +62,7 @@ try:
 except OSError:
     smi = None
 demo = {}
-for run in ("mae_vit_tiny", "simclr_resnet18"):
+for run in sorted(f.name[:-len(".time.json")] for f in work.glob("*.time.json")):
     entry = {}
     for part in ("time", "summary", "eval"):
         f = work / f"{run}.{part}.json"
