@@ -8,7 +8,6 @@ the student's encoder is what is probed and exported (DINO's own evaluation read
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.distributed as dist
@@ -19,7 +18,7 @@ from .. import encoders
 from ..errors import ParamsError
 from ..losses import dino_loss
 from .base import Key, Method
-from .momentum import cosine_momentum, ema_update
+from .momentum import cosine_momentum, ema_update, half_cosine
 
 
 class DINOHead(nn.Module):
@@ -116,11 +115,6 @@ def teacher_temperature(step: int, total_steps: int, d: dict) -> float:
     if step >= warm:
         return d["teacher_temp"]
     return d["teacher_temp_start"] + (d["teacher_temp"] - d["teacher_temp_start"]) * step / warm
-
-
-def cosine(step: int, total_steps: int, start: float, end: float) -> float:
-    """From start at step 0 to end at the last step, on a half cosine (DINO's weight decay)."""
-    return end + (start - end) * (1 + math.cos(math.pi * step / max(1, total_steps))) / 2
 
 
 class DINOMethod(Method):
@@ -223,7 +217,7 @@ class DINOMethod(Method):
         d = p["dino"]
         if step < d["freeze_last_layer"] * total_steps:
             model.head.last_layer.weight.grad = None
-        wd = cosine(step, total_steps, p["train"]["weight_decay"], d["weight_decay_end"])
+        wd = half_cosine(step, total_steps, p["train"]["weight_decay"], d["weight_decay_end"])
         for group in opt.param_groups:
             if group.get("weights"):
                 group["weight_decay"] = wd

@@ -7,10 +7,16 @@ import math
 import torch
 
 
+def half_cosine(step: int, total_steps: int, start: float, end: float) -> float:
+    """From start at step 0 to end at the last step, on a half cosine (the teachers' momentum,
+    DINO's weight decay)."""
+    return end + (start - end) * (1 + math.cos(math.pi * step / max(1, total_steps))) / 2
+
+
 def cosine_momentum(step: int, total_steps: int, base: float) -> float:
     """1 - (1 - base) (cos(pi k / K) + 1) / 2 (BYOL section 3.1, DINO section 3.1): base at step
     0, 1 at the last step."""
-    return 1 - (1 - base) * (math.cos(math.pi * step / max(1, total_steps)) + 1) / 2
+    return half_cosine(step, total_steps, base, 1.0)
 
 
 @torch.no_grad()
