@@ -80,8 +80,12 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
     with choosing():
         for combo in itertools.product(*grid):
             setting = dict(zip(keys, combo))
+            # The name carries every --set too: candidates of choices made under different
+            # overrides are different runs, and neither replaces the other.
+            named = {**{k: v for k, v in _as_dict(overrides).items()
+                        if k not in ("name", "out_dir")}, **setting}
             slug = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f"{k}={v}").strip("-")
-                            for k, v in setting.items())
+                            for k, v in named.items())
             p = resolve(params_file, {**_as_dict(overrides), **setting,
                                       "name": f"choose_{base['name']}_{slug}",
                                       **({"out_dir": str(out_dir)} if out_dir else {})})
@@ -106,10 +110,15 @@ def _as_dict(overrides) -> dict:
 
 def log_choice(p: dict, source: str, key: str, candidates: list, best, criterion: str,
                overrides: dict | None = None) -> Path:
-    """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default), which the report's
-    appendix lists for its runs."""
+    """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default; __2, __3, ... for a later
+    choice of the same keys), which the report's appendix lists for its runs."""
     from .runs import git_commit
-    path = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key.replace(' x ', '+')}.json"
+    stem = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key.replace(' x ', '+')}"
+    # A second choice of the same keys is logged beside the first, never over it.
+    path, n = stem.parent / f"{stem.name}.json", 1
+    while path.exists():
+        n += 1
+        path = stem.with_name(f"{stem.name}__{n}.json")
     write_json(path, {"name": p["name"], "params": source, "overrides": overrides or {},
                       "key": key, "criterion": criterion,
                       "split": "val", "candidates": candidates, "chosen": best,

@@ -259,6 +259,12 @@ def test_choosing_a_probe_setting_reads_val_only(tmp_path, cli):
     assert not list((run / "features").glob("*_test_*"))  # choosing never made test features
     log = __import__("json").loads((tmp_path / "choices" / "mae_vit_tiny__eval.probe_base_lr.json").read_text())
     assert log["split"] == "val" and log["chosen"] == out["best"] and len(log["candidates"]) == 2
+    # Choosing the same key again logs beside the first choice, never over it.
+    r = cli("choose", "--run", str(run), "--key", "eval.probe_base_lr", "--values", "0.1")
+    assert r.returncode == 0, r.stderr
+    again = __import__("json").loads((tmp_path / "choices" / "mae_vit_tiny__eval.probe_base_lr__2.json").read_text())
+    assert [c["value"] for c in again["candidates"]] == [0.1]
+    assert __import__("json").loads((tmp_path / "choices" / "mae_vit_tiny__eval.probe_base_lr.json").read_text()) == log
 
 
 def test_choosing_a_pretraining_setting_pretrains_each_candidate_and_reads_val_only(tmp_path, cli):
@@ -277,6 +283,7 @@ def test_choosing_a_pretraining_setting_pretrains_each_candidate_and_reads_val_o
     assert [c["value"] for c in out["candidates"]] == [1e-4, 4e-3]
     for c in out["candidates"]:
         run = Path(c["run"])
+        assert "data.num-train-64" in run.name  # a candidate's name carries the --set it ran with
         assert 0 <= c["probe_val_top1"] <= 100 and 0 <= c["knn_val_top1"] <= 100
         assert not list((run / "features").glob("*_test_*"))
         assert not (run / "predictions.json").exists() and not (run / "eval.json").exists()
