@@ -101,8 +101,16 @@ def test_multi_crop_gives_two_global_and_the_local_views():
     assert [v.shape[-1] for v in views] == [32, 32, 16, 16, 16]
     scales = [a["crop_scale"] for a in method.augments(p)]
     assert scales == [[0.4, 1.0], [0.4, 1.0], [0.05, 0.4]]
+    # The paper's blur and solarization: first global crop always blurred, the second rarely
+    # and sometimes solarized, the local crops blurred half the time; each a key.
+    augs = method.augments(p)
+    assert [(a["blur_p"], a["solarize_p"]) for a in augs] == [(1.0, 0.0), (0.1, 0.2), (0.5, 0.0)]
+    q = resolve(None, {**SMALL, "dino.blur_p": [0.0, 0.0, 0.25]})
+    assert [a["blur_p"] for a in get(q).augments(q)] == [0.0, 0.0, 0.25]
     with pytest.raises(ParamsError, match="dino.local_size"):
         resolve(None, {**SMALL, "dino.local_size": 18})
+    with pytest.raises(ParamsError, match="dino.blur_p"):
+        resolve(None, {**SMALL, "dino.blur_p": [1.0, 0.1]})
 
 
 @pytest.mark.slow

@@ -152,6 +152,10 @@ class DINOMethod(Method):
                            range=(0, None, True), shown=True),
         "local_size": Key(96, "local crop side in pixels (global crops: data.image_size)",
                           positive_int=True, shown=True),
+        "blur_p": Key([1.0, 0.1, 0.5], "Gaussian blur probability of the first and second "
+                                       "global crop and of the local crops"),
+        "solarize_p": Key([0.0, 0.2], "solarization probability of the first and second global "
+                                      "crop (local crops: none)"),
     }
     defaults = {
         "model": {"encoder": "vit_small_patch16_224", "patch_size": 16, "feature_pool": "cls"},
@@ -184,22 +188,24 @@ class DINOMethod(Method):
             if not 0 < lo <= hi <= 1:
                 raise ParamsError(f"{src(key)}: dino.{key}={d[key]} must be [low, high] with "
                                   f"0 < low <= high <= 1, e.g. [0.4, 1.0].")
+        for key, n in (("blur_p", 3), ("solarize_p", 2)):
+            if len(d[key]) != n or not all(0 <= v <= 1 for v in d[key]):
+                raise ParamsError(f"{src(key)}: dino.{key}={d[key]} must be {n} probabilities "
+                                  f"in [0, 1], e.g. {self.keys[key].default}.")
         if d["teacher_temp_start"] > d["teacher_temp"]:
             raise ParamsError(f"{src('teacher_temp_start')}: the teacher temperature warms up: "
                               f"dino.teacher_temp_start={d['teacher_temp_start']} must not exceed "
                               f"dino.teacher_temp={d['teacher_temp']}.")
 
     def augments(self, p: dict) -> list[dict]:
-        """Two global crops (the first always blurred, the second rarely, and sometimes
-        solarized, as BYOL's pair) and the local crops (blur p 0.5), smaller."""
+        """Two global crops (by default the first always blurred, the second rarely, and
+        sometimes solarized, as BYOL's pair) and the local crops (blur p 0.5), smaller."""
         d, a = p["dino"], p["augment"]
         size = p["data"]["image_size"]
-        return [{**a, "size": size, "crop_scale": d["global_crop_scale"], "blur_p": 1.0,
-                 "solarize_p": 0.0},
-                {**a, "size": size, "crop_scale": d["global_crop_scale"], "blur_p": 0.1,
-                 "solarize_p": 0.2},
-                {**a, "size": d["local_size"], "crop_scale": d["local_crop_scale"],
-                 "blur_p": 0.5, "solarize_p": 0.0}]
+        glob = [{**a, "size": size, "crop_scale": d["global_crop_scale"],
+                 "blur_p": d["blur_p"][v], "solarize_p": d["solarize_p"][v]} for v in (0, 1)]
+        return glob + [{**a, "size": d["local_size"], "crop_scale": d["local_crop_scale"],
+                        "blur_p": d["blur_p"][2], "solarize_p": 0.0}]
 
     def generators(self, p: dict) -> int:
         return 2 + p["dino"]["local_crops"]
