@@ -420,13 +420,14 @@ def _batch(g: dict) -> int:
 
 
 def objective_by_encoder(groups: list[dict]):
-    """Table 1: linear-probe test top-1 with its 95% CI, objective as rows, encoder as columns."""
+    """Table 1: linear-probe test top-1 with its 95% CI, one row per method (grouped by the kind
+    of objective its file declares), encoder as columns."""
     import pandas as pd
     table = _by_method_and_encoder(groups)
     encoders_ = sorted({enc for _, enc in table})
     rows = []
     for m in sorted({m for m, _ in table}, key=lambda m: (_objective(m), m)):
-        row = {"Objective": methods.get(m).title}
+        row = {"Objective": _objective(m), "Method": methods.get(m).title}
         for enc in encoders_:
             g = table.get((m, enc))
             ci = g["ci"].get("test_top1") if g else None
