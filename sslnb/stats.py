@@ -178,5 +178,7 @@ def compare(name_a: str, name_b: str, d: Interval, what: str = "") -> str:
                 f"which contains 0).")
     ahead, behind, low, high = ((name_a, name_b, d.low, d.high) if d.value > 0
                                 else (name_b, name_a, -d.high, -d.low))
-    return (f"{ahead} beats {behind}{on} by {abs(d.value):.1f} points ({d.level:.0%} CI "
-            f"{low:.1f} to {high:.1f}).")
+    by = f"by {abs(d.value):.1f} points ({d.level:.0%} CI {low:.1f} to {high:.1f})."
+    if not ahead[:1].isupper():  # "its random-init twin" ahead: the model is the subject
+        return f"{behind} falls behind {ahead}{on} {by}"
+    return f"{ahead} beats {behind}{on} {by}"

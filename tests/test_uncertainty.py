@@ -147,6 +147,8 @@ def test_sentences_change_wording_when_the_interval_contains_zero():
     assert ahead == "SimCLR beats MAE by 13.6 points (95% CI 11.2 to 16.0)."
     behind = stats.compare("MAE", "SimCLR", stats.Interval(-13.6, -16.0, -11.2))
     assert behind == "SimCLR beats MAE by 13.6 points (95% CI 11.2 to 16.0)."
+    below = stats.compare("BYOL", "its random-init twin", stats.Interval(-8.0, -10.7, -5.3))
+    assert below == "BYOL falls behind its random-init twin by 8.0 points (95% CI 5.3 to 10.7)."
     tie = stats.compare("MAE", "SimCLR", stats.Interval(0.8, -1.1, 2.7))
     assert tie.startswith("No detectable difference between MAE and SimCLR") and "contains 0" in tie
 

@@ -128,18 +128,23 @@ def abstract(doc: dict) -> str:
                      f"{ci['high']:.1f})" + (f" against {rnd['value']:.1f}% at random init"
                                              if rnd else ""))
     out.append(listing(reads) + ".")
-    for d in doc["differences"]:
-        if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe":
-            iv = d["interval"]
-            if iv["low"] > 0 or iv["high"] < 0:
-                ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
-                lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
-                out.append(f"Under the probe {ahead} leads {behind} by {abs(iv['value']):.1f} "
-                           f"points (95% CI {lo:.1f} to {hi:.1f}).")
-            else:
-                out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
-                           f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
-                           f"{iv['high']:+.1f}).")
+    # Pairs on one encoder compare objectives; with several methods per encoder only those are
+    # stated here (every pair is in the Comparisons section).
+    arch = {c["model"]: c.get("architecture") for c in main}
+    pairs = [d for d in doc["differences"]
+             if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe"]
+    same = [d for d in pairs if arch.get(d["a"]) and arch.get(d["a"]) == arch.get(d["b"])]
+    for d in same or pairs:
+        iv = d["interval"]
+        if iv["low"] > 0 or iv["high"] < 0:
+            ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
+            lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
+            out.append(f"Under the probe {ahead} leads {behind} by {abs(iv['value']):.1f} "
+                       f"points (95% CI {lo:.1f} to {hi:.1f}).")
+        else:
+            out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
+                       f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
+                       f"{iv['high']:+.1f}).")
     said = [f"claim {i} ({c['short']}) is {c['verdict']}"
             + (" (objective and architecture change together)" if c.get("confounded") else
                f" ({c['short_scope']})" if c.get("short_scope") else "")
