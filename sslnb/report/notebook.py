@@ -159,7 +159,11 @@ def choices_html(groups: list[dict], paper) -> str:
     from ..choose import choices_for
     rows = []
     folder = Path(groups[0]["runs"][0]["run_dir"]).parent / "choices"
-    for doc in choices_for([g["group"] for g in groups], folder):
+    # A run named in a report (families_byol_resnet18) keeps the recipe chosen for its params
+    # file (byol_resnet18, logged under the file's name).
+    names = {g["group"] for g in groups} | {Path(r["params_file"]).stem
+                                              for g in groups for r in g["runs"]}
+    for doc in choices_for(sorted(names), folder):
         for c in doc["candidates"]:
             fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
             rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
