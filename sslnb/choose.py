@@ -76,17 +76,17 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
             raise ParamsError(f"choose: '{k}' is not a pretraining key of {params_file}; pass a "
                               f"dotted key such as train.base_lr, train.epochs or augment.gray_p "
                               f"(probe settings: --run RUN --key eval.probe_base_lr).")
-    candidates = []
+    candidates, fixed = [], _as_dict(overrides)
     with choosing():
         for combo in itertools.product(*grid):
             setting = dict(zip(keys, combo))
             # The name carries every --set too: candidates of choices made under different
             # overrides are different runs, and neither replaces the other.
-            named = {**{k: v for k, v in _as_dict(overrides).items()
-                        if k not in ("name", "out_dir")}, **setting}
+            named = {**{k: v for k, v in fixed.items() if k not in ("name", "out_dir")},
+                     **setting}
             slug = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f"{k}={v}").strip("-")
                             for k, v in named.items())
-            p = resolve(params_file, {**_as_dict(overrides), **setting,
+            p = resolve(params_file, {**fixed, **setting,
                                       "name": f"choose_{base['name']}_{slug}",
                                       **({"out_dir": str(out_dir)} if out_dir else {})})
             # as the params read them (YAML's 1e-4 is a string until then)
@@ -96,7 +96,7 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
                                **val_scores(run)})
     best = max(candidates, key=lambda c: c["probe_val_top1"])["value"]
     path = log_choice(base, str(params_file), " x ".join(keys), candidates, best,
-                      criterion="linear-probe val top-1", overrides=_as_dict(overrides))
+                      criterion="linear-probe val top-1", overrides=fixed)
     return {"key": " x ".join(keys), "candidates": candidates, "best": best, "log": str(path)}
 
 
@@ -113,12 +113,12 @@ def log_choice(p: dict, source: str, key: str, candidates: list, best, criterion
     """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default; __2, __3, ... for a later
     choice of the same keys), which the report's appendix lists for its runs."""
     from .runs import git_commit
-    stem = Path(p["out_dir"]) / "choices" / f"{p['name']}__{key.replace(' x ', '+')}"
+    folder, stem = Path(p["out_dir"]) / "choices", f"{p['name']}__{key.replace(' x ', '+')}"
     # A second choice of the same keys is logged beside the first, never over it.
-    path, n = stem.parent / f"{stem.name}.json", 1
+    path, n = folder / f"{stem}.json", 1
     while path.exists():
         n += 1
-        path = stem.with_name(f"{stem.name}__{n}.json")
+        path = folder / f"{stem}__{n}.json"
     write_json(path, {"name": p["name"], "params": source, "overrides": overrides or {},
                       "key": key, "criterion": criterion,
                       "split": "val", "candidates": candidates, "chosen": best,
