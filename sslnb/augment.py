@@ -88,9 +88,23 @@ def random_resized_crop_uint8(x: torch.Tensor, size: int, scale=(0.08, 1.0),
     return out
 
 
+_CONSTANTS: dict = {}
+
+
+def constant(values, like: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Per-channel numbers as a (1, C, 1, 1) tensor on `like`'s device and dtype, built once per
+    (values, scale, device, dtype): building it on every call copies from the host, and on a GPU
+    that copy waits for the device (a host sync per call, several per step)."""
+    key = (tuple(values), scale, like.device, like.dtype)
+    t = _CONSTANTS.get(key)
+    if t is None:
+        t = _CONSTANTS[key] = (torch.tensor(values, dtype=like.dtype).view(1, -1, 1, 1)
+                               * scale).to(like.device)
+    return t
+
+
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return (x * constant(_GRAY, x)).sum(dim=1, keepdim=True)
 
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
@@ -197,8 +211,7 @@ class Normalize:
             x = x[..., top:top + self.size, left:left + self.size]
         scale = 255.0 if x.dtype == torch.uint8 else 1.0
         x = x.float() if x.dtype == torch.uint8 else x
-        m = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * scale
-        s = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * scale
+        m, s = constant(self.mean, x, scale), constant(self.std, x, scale)
         return (x - m).div_(s)  # (x / scale - mean) / std in two passes
 
 

@@ -18,7 +18,7 @@ from .code_version import code_version
 from .augment import Normalize
 from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint, snapshots
 from .data import guard, load_split
-from .device import resolve_device
+from .device import matmul_precision, resolve_device
 from .methods import build_model
 
 KINDS = ("pretrained", "random_init")
@@ -33,10 +33,12 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def _key(p: dict, kind: str, split: str, ckpt: Path | None, random_encoder=None) -> str:
+def _key(p: dict, kind: str, split: str, ckpt: Path | None, device: torch.device,
+         random_encoder=None) -> str:
     stat = ckpt.stat() if ckpt is not None else None
     ident = {"kind": kind, "split": split, "data": p["data"], "model": p["model"],
              "method": p["method"], "code": code_version("features", p["method"]),
+             "matmul": matmul_precision(device),  # TF32 features on a GPU are not fp32 ones
              "ckpt": [stat.st_size, stat.st_mtime_ns] if stat else None,
              "weights": weights_digest(random_encoder) if random_encoder is not None else None}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
@@ -92,11 +94,12 @@ def features(run: Path | str, kind: str = "pretrained", split: str = "train",
     guard(split)
     run = Path(run)
     model, p, weights_file = encoder_of(run, kind)
-    key = _key(p, kind, split, weights_file, model.encoder if kind == "random_init" else None)
+    dev = resolve_device(device or p["device"])
+    key = _key(p, kind, split, weights_file, dev,
+               model.encoder if kind == "random_init" else None)
     cache = run / "features" / f"{kind}_{split}_{key}.pt"
     if cache.is_file() and not refresh:
         return load_checkpoint(cache)
-    dev = resolve_device(device or p["device"])
     data = load_split(p["data"], split)
     normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
     feats = extract(model.to(dev), data.images, normalize, extraction_batch(p, dev), dev)

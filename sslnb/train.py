@@ -205,7 +205,10 @@ def autocast(device: torch.device, dtype):
 class TrainStep:
     """One optimizer step over `train.accum_steps` micro-batches; returns the mean loss as a
     device tensor. Nothing in it waits for the device (no .item(), no host copy;
-    tests/test_speed.py counts), so the host runs ahead and the GPU never idles."""
+    tests/test_speed.py counts), so the host runs ahead and the GPU never idles. The views are
+    made outside autocast (augmentation in fp32, as torchvision's), the model and loss inside;
+    the losses keep their logits in fp32 themselves (losses.full_precision). The model is
+    compiled once, here, when train.compile is set; only tensors enter it."""
 
     def __init__(self, model, opt, scaler, p: dict, device: torch.device, amp_dtype,
                  total_steps: int, augments: list | None = None):
@@ -219,21 +222,28 @@ class TrainStep:
         self.device, self.amp_dtype, self.total_steps = device, amp_dtype, total_steps
         self.rank, self.world_size = distributed.world()
 
-    def __call__(self, batches, step: int) -> torch.Tensor:
+    def __call__(self, batches, step: int, mark=None) -> torch.Tensor:
+        """`mark(phase)` is called as each phase ends (data, augmentation, forward, backward,
+        optimizer): the benchmark's breakdown synchronises there; training passes none."""
+        mark = mark or _no_mark
         accum = self.t["accum_steps"]
         step_loss = torch.zeros((), device=self.device)
         for micro in range(accum):
             x = next(batches)
+            mark("data")
             g = [step_generator(self.p["seed"], step * accum + micro, v, self.device)
                  for v in range(self.n_generators)]
             # DDP all-reduces gradients during backward; under accumulation only the last
             # micro-step needs it (as nanoGPT's require_backward_grad_sync), the others add up.
             with self._sync(micro == accum - 1):
-                with autocast(self.device, self.amp_dtype), \
-                        global_rows(self.rank * x.shape[0], self.world_size * x.shape[0]):
-                    loss = self.method.loss(self.forward,
-                                            self.method.views(self.augments, x, g, self.p), g)
+                with global_rows(self.rank * x.shape[0], self.world_size * x.shape[0]):
+                    views = self.method.views(self.augments, x, g, self.p)  # in full precision
+                mark("augmentation")
+                with autocast(self.device, self.amp_dtype):
+                    loss = self.method.loss(self.forward, views, g)
+                mark("forward")
                 self.scaler.scale(loss / accum).backward()
+                mark("backward")
             step_loss += loss.detach() / accum
         if self.t["grad_clip"] is not None:
             self.scaler.unscale_(self.opt)
@@ -243,12 +253,17 @@ class TrainStep:
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         self.method.after_step(self.net, self.opt, step + 1, self.total_steps, self.p)
+        mark("optimizer")
         return step_loss
 
     def _sync(self, last: bool):
         if last or not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
             return contextlib.nullcontext()
         return self.model.no_sync()
+
+
+def _no_mark(phase: str) -> None:
+    pass
 
 
 def augments_of(method, p: dict) -> list[BatchAugment]:

@@ -64,7 +64,8 @@ def test_a_probe_change_reevaluates_but_does_not_retrain(pkg):
 
 def test_a_loss_change_retrains(pkg):
     before = versions(pkg)
-    edit(pkg / "losses.py", "def nt_xent(", "def nt_xent_helper():\n    return 0\n\n\ndef nt_xent(")
+    edit(pkg / "losses.py", "@full_precision\ndef nt_xent(",
+         "def nt_xent_helper():\n    return 0\n\n\n@full_precision\ndef nt_xent(")
     assert versions(pkg) == before  # a new function nothing calls
     edit(pkg / "losses.py", "return F.cross_entropy(logits, positive)",
          "return 2.0 * F.cross_entropy(logits, positive)")

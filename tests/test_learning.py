@@ -8,7 +8,7 @@ from sslnb.augment import BatchAugment
 from sslnb.data import load_split
 from sslnb.checkpoint import load_pretrained
 from sslnb.features import random_init_model
-from sslnb.methods.mae import masked_mse, patchify, random_masking
+from sslnb.methods.mae import mask_noise, masked_mse, patchify, random_masking
 from sslnb.runs import read_jsonl
 
 from conftest import ROOT
@@ -28,7 +28,8 @@ def test_mae_loss_falls_well_below_predicting_each_patch_mean(tmp_path):
     views = BatchAugment(p["augment"], 32, p["data"]["mean"], p["data"]["std"])(
         data.images[:512], torch.Generator().manual_seed(0))
     target = patchify(views, 4)
-    _, mask, _ = random_masking(target, 0.75, torch.Generator().manual_seed(0))
+    _, mask, _ = random_masking(target, 0.75, mask_noise(target.shape[0], target.shape[1],
+                                                          torch.Generator().manual_seed(0), "cpu"))
     baseline = masked_mse(torch.zeros_like(target), target, mask, norm_pix=True).item()
     steps = read_jsonl(run / "metrics" / "steps.jsonl")
     first, last = steps[0]["loss"], steps[-1]["loss"]

@@ -2,7 +2,7 @@
 import torch
 
 from sslnb import encoders
-from sslnb.methods.mae import MAE, masked_mse, patchify, random_masking, unpatchify
+from sslnb.methods.mae import MAE, mask_noise, masked_mse, patchify, random_masking, unpatchify
 
 
 def test_patchify_layout_is_row_major_patches_with_pqc_pixels():
@@ -29,7 +29,8 @@ def test_unpatchify_inverts_patchify_exactly():
 def test_random_masking_counts_order_and_restore():
     n, length, d, ratio = 8, 64, 5, 0.75
     x = torch.randn(n, length, d)
-    kept, mask, ids_restore = random_masking(x, ratio, torch.Generator().manual_seed(0))
+    kept, mask, ids_restore = random_masking(
+        x, ratio, mask_noise(n, length, torch.Generator().manual_seed(0), x.device))
     keep = int(length * (1 - ratio))
     assert kept.shape == (n, keep, d)
     assert torch.all(mask.sum(dim=1) == length - keep)
@@ -97,7 +98,8 @@ def test_position_embeddings_are_fixed_sincos():
 
 def test_forward_shapes_and_mask():
     model = tiny_mae()
-    loss, pred, mask = model(torch.randn(2, 3, 16, 16), torch.Generator().manual_seed(0))
+    loss, pred, mask = model(torch.randn(2, 3, 16, 16),
+                             mask_noise(2, 16, torch.Generator().manual_seed(0), "cpu"))
     assert pred.shape == (2, 16, 4 * 4 * 3) and mask.shape == (2, 16)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert model.features(torch.randn(2, 3, 16, 16)).shape == (2, 192)

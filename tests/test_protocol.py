@@ -92,5 +92,25 @@ def test_random_init_feature_key_follows_the_random_encoder(tmp_path):
                        "a_again": {"mae.decoder_dim": 64}}.items():
         p = resolve(None, {**base, **over})
         enc = random_init_model(p).encoder
-        keys[name] = _key(p, "random_init", "val", None, enc)
+        keys[name] = _key(p, "random_init", "val", None, torch.device("cpu"), enc)
     assert keys["a"] == keys["a_again"] and keys["a"] != keys["b"]
+
+
+def test_feature_key_names_the_matmul_precision_of_its_device():
+    """TF32 features (a GPU's fp32 matmuls once resolve_device has turned them on) are cached
+    apart from fp32 ones; a CPU's are fp32 whatever the setting."""
+    p = resolve(None, {"model.depth": 1, "mae.decoder_dim": 32, "mae.decoder_depth": 1,
+                       "mae.decoder_heads": 2})
+    enc = random_init_model(p).encoder
+    before = torch.get_float32_matmul_precision()
+    try:
+        keys = {}
+        for precision in ("highest", "high"):
+            torch.set_float32_matmul_precision(precision)
+            keys[precision] = [_key(p, "random_init", "val", None, torch.device(d), enc)
+                               for d in ("cpu", "cuda")]
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert keys["highest"][0] == keys["high"][0]  # CPU: fp32 either way
+    assert keys["highest"][1] != keys["high"][1]  # GPU: fp32 vs TF32
+    assert keys["highest"][0] == keys["highest"][1]  # fp32 on both: one cache

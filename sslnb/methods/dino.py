@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .. import encoders
 from ..errors import ParamsError
-from ..losses import dino_loss
+from ..losses import dino_loss, full_precision
 from .base import Key, Method
 from .momentum import cosine_momentum, ema_update, half_cosine
 
@@ -39,8 +39,14 @@ class DINOHead(nn.Module):
         nn.init.trunc_normal_(self.last_layer.weight, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1)
-        return F.linear(x, F.normalize(self.last_layer.weight, dim=1))
+        return prototype_scores(self.mlp(x), self.last_layer.weight)
+
+
+@full_precision
+def prototype_scores(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Cosines of the bottleneck output with the K unit prototypes, in fp32: the teacher divides
+    them by 0.04, so bf16's 0.004 steps would move its targets by about 0.1."""
+    return F.linear(F.normalize(x.float(), dim=-1), F.normalize(weight.float(), dim=1))
 
 
 class DINO(nn.Module):

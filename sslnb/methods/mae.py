@@ -16,6 +16,7 @@ from timm.models.vision_transformer import Block
 
 from .. import encoders
 from ..flops import vit_block
+from ..losses import full_precision
 from ..randomness import rand
 from .base import Key, Method
 
@@ -43,15 +44,24 @@ def unpatchify(x: torch.Tensor, patch_size: int, channels: int = 3) -> torch.Ten
     return x.reshape(n, channels, side * p, side * p)
 
 
-def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None):
-    """Per-sample random masking by argsort of uniform noise.
+def mask_noise(n: int, length: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniform noise (n, L) whose argsort masks each sample: this process's rows of the global
+    draw. Drawn before the model is called, so no Generator enters a compiled forward (a new
+    Generator each step is a graph break or a recompile there)."""
+    return rand(n, generator, device, length)
+
+
+def random_masking(x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None):
+    """Per-sample random masking by argsort of uniform noise (N, L) (`mask_noise`; drawn from
+    torch's global generator when None).
 
     x: (N, L, D). Returns (kept tokens (N, K, D) with K = int(L * (1 - mask_ratio)),
     mask (N, L) with 1 = removed, in the original patch order, ids_restore (N, L)).
     """
     n, length, dim = x.shape
     keep = int(length * (1 - mask_ratio))
-    noise = rand(n, generator, x.device, length)  # this process's rows of the global draw
+    if noise is None:
+        noise = mask_noise(n, length, None, x.device)
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: the first `keep` are kept
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :keep]
@@ -62,6 +72,7 @@ def random_masking(x: torch.Tensor, mask_ratio: float, generator: torch.Generato
     return kept, mask, ids_restore
 
 
+@full_precision
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                norm_pix: bool) -> torch.Tensor:
     """Mean over removed patches of the per-patch MSE; visible patches do not count."""
@@ -117,9 +128,9 @@ class MAE(nn.Module):
     def feature_dim(self) -> int:
         return self.encoder.embed_dim
 
-    def forward_encoder(self, imgs, mask_ratio, generator=None):
+    def forward_encoder(self, imgs, mask_ratio, noise=None):
         x, mask, ids_restore = random_masking(encoders.vit_patches(self.encoder, imgs),
-                                                 mask_ratio, generator)
+                                              mask_ratio, noise)
         x = self.encoder.blocks(encoders.vit_with_cls(self.encoder, x))
         return self.encoder.norm(x), mask, ids_restore
 
@@ -133,9 +144,10 @@ class MAE(nn.Module):
         x = self.decoder_norm(self.decoder_blocks(x))
         return self.decoder_pred(x)[:, 1:]
 
-    def forward(self, imgs: torch.Tensor, generator: torch.Generator | None = None):
-        """Returns (loss, pred (N, L, p*p*3), mask (N, L))."""
-        latent, mask, ids_restore = self.forward_encoder(imgs, self.mask_ratio, generator)
+    def forward(self, imgs: torch.Tensor, noise: torch.Tensor | None = None):
+        """Returns (loss, pred (N, L, p*p*3), mask (N, L)); `noise` (N, L) decides the mask
+        (see mask_noise)."""
+        latent, mask, ids_restore = self.forward_encoder(imgs, self.mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore)
         loss = masked_mse(pred, patchify(imgs, self.patch_size), mask, self.norm_pix_loss)
         return loss, pred, mask
@@ -174,10 +186,12 @@ class MAEMethod(Method):
                    **p["mae"])
 
     def views(self, augments, x, g, p):
-        return [augments[0](x, g[0])]
+        """The view, and the noise of its mask drawn from the step's generator g[1]."""
+        grid = p["data"]["image_size"] // p["model"]["patch_size"]
+        return [augments[0](x, g[0]), mask_noise(x.shape[0], grid * grid, g[1], x.device)]
 
     def loss(self, forward, views, g):
-        return forward(views[0], g[1])[0]  # the mask is drawn from the step's generator g[1]
+        return forward(views[0], views[1])[0]
 
     def train_flops_per_image(self, p: dict, model: MAE) -> float:
         """Patch embedding of all N patches, encoder on the kept N(1-m) + 1 tokens, decoder on
@@ -203,7 +217,8 @@ class MAEMethod(Method):
         mean = torch.tensor(p["data"]["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(p["data"]["std"]).view(1, 3, 1, 1)
         x = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])(images)
-        _, pred, mask = model(x, torch.Generator().manual_seed(0))
+        _, pred, mask = model(x, mask_noise(x.shape[0], model.grid ** 2,
+                                            torch.Generator().manual_seed(0), x.device))
         patch = model.patch_size
         target = patchify(x, patch)
         if model.norm_pix_loss:  # predictions are in per-patch normalised units
