@@ -3,16 +3,20 @@
 Measures, in one process on one device, for the run's model, batch and precision:
 - images/s with resident, already-augmented tensors (the model's own speed), and with the real
   step: uint8 images resident on the device, batched augmentation, the training step;
-- a step-time breakdown (data, augmentation, forward, backward, optimizer) from a separate pass
-  that synchronises between phases (the timed passes do not);
-- peak memory, analytic training FLOPs per image (sslnb/flops.py) and model-FLOP utilisation
-  against this device's matmul peak, measured in the same run.
-Writes logs/bench/step_<run>_<device>_<date>.json. Without --params on a CPU, runs the CPU
-benchmarks in bench/ instead.
+- a step-time breakdown (data, augmentation, forward, backward, optimizer) of the same step
+  synchronised at each phase's end (so slower than the timed passes, which do not synchronise);
+- peak memory, analytic training FLOPs per image (sslnb/flops.py) and model-FLOP utilisation two
+  ways: against this device's matmul peak measured in the same run, and against the GPU's
+  datasheet peak (dense bf16; `SPEC_TFLOPS`);
+- with train.compile, the graphs compiled and graph breaks, and whether a timed step recompiled.
+One model, optimiser and compiled forward serve every pass. Writes
+logs/bench/step_<run>_<device>_<date>.json. Without --params on a CPU, runs the CPU benchmarks in
+bench/ instead.
 """
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import re
 import subprocess
@@ -24,12 +28,29 @@ import torch
 
 from . import methods
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
+from .errors import ParamsError
 from .optim import build_optimizer, scaled_lr
 from .params import resolve
 from .randomness import step_generator
-from .train import TrainStep, augments_of, autocast
+from .train import TrainStep, augments_of
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Dense bf16 tensor-core TFLOP/s from NVIDIA's datasheets (the sparse figure halved); fp16 for
+# the T4, which has no bf16. The first name found in the device's name wins.
+SPEC_TFLOPS = (("H200 NVL", 835.5), ("H200", 989.4), ("H100 PCIe", 756.5), ("H100 NVL", 835.5),
+               ("H100", 989.4), ("A100", 312.0), ("L4", 121.0), ("T4", 65.0))
+
+
+def spec_peak_tflops(name: str, dtype: torch.dtype | None) -> float | None:
+    """The datasheet's dense half-precision peak of a GPU by name; None for fp32 runs, CPUs and
+    GPUs not listed."""
+    if dtype not in (torch.bfloat16, torch.float16):
+        return None
+    for key, tflops in SPEC_TFLOPS:
+        if re.search(rf"\b{re.escape(key)}\b", name):
+            return tflops
+    return None
 
 
 def sync(device: torch.device) -> None:
@@ -54,6 +75,13 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype | None) -> float
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e12
 
 
+def compile_counts() -> dict:
+    """Graphs compiled and graph breaks so far in this process (torch._dynamo's counters)."""
+    from torch._dynamo.utils import counters  # deferred: loads the compiler stack
+    return {"graphs": counters["stats"]["unique_graphs"],
+            "graph_breaks": sum(counters["graph_break"].values())}
+
+
 def _setup(p: dict, device: torch.device):
     """The run's model and optimiser as pretraining builds them (one process, no accumulation,
     so the effective batch is batch_size)."""
@@ -65,24 +93,32 @@ def _setup(p: dict, device: torch.device):
     return net, opt
 
 
-def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
+def _timed(fn, steps: int, warmup: int, device: torch.device) -> tuple[float, bool]:
+    """(seconds per step, whether a timed step compiled a new graph)."""
     for _ in range(warmup):
         fn()
     sync(device)
+    graphs = compile_counts()["graphs"]
     t = time.perf_counter()
     for _ in range(steps):
         fn()
     sync(device)
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / steps, compile_counts()["graphs"] != graphs
 
 
-def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
+def run(p: dict, steps: int = 20, warmup: int = 5, peak_tflops: float | None = None) -> dict:
+    """The measurements above; `peak_tflops` reuses a matmul peak measured earlier on this
+    device (the GPU check measures it once)."""
     device = resolve_device(p["device"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if p["train"]["compile"]:
+        from torch import _dynamo  # deferred: loads the compiler stack
+        _dynamo.reset()  # this configuration's compiles counted alone
+        _dynamo.utils.counters.clear()
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
     t, size, bs = p["train"], p["data"]["image_size"], p["train"]["batch_size"]
-    p = {**p, "train": {**t, "accum_steps": 1, "grad_clip": t["grad_clip"]}}
+    p = {**p, "train": {**t, "accum_steps": 1}}
     augments = augments_of(methods.get(p), p)
     g = torch.Generator(device=device).manual_seed(0)
     pool = torch.randint(0, 256, (bs * 2, 3, size, size), dtype=torch.uint8, device=device,
@@ -91,37 +127,33 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
     ready = [(lambda x, g, r=a(pool[:bs], step_generator(0, 0, 0, device)): r) for a in augments]
 
     def uint8_batches():
-        k = 0
-        while True:
-            k = (k + 1) % 2
+        for k in itertools.cycle((0, 1)):
             yield pool[k * bs:(k + 1) * bs]
 
-    def ready_batches():
-        while True:
-            yield pool[:bs]  # ignored: the views come pre-augmented
-
-    results = {}
-    for name, batches, aug in (("resident_tensors", ready_batches(), ready),
-                               ("with_augmentation", uint8_batches(), augments)):
-        net, opt = _setup(p, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-        net.train()
-        counter = iter(range(10 ** 9))
-        step = TrainStep(net, opt, scaler, p, device, amp_dtype, 10 ** 9, augments=aug)
-
-        def one():
-            step(batches, next(counter))
-
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        results[name] = bs / _timed(one, steps, warmup, device)
-        peak = peak_memory_mb(device)
-    breakdown = _breakdown(p, device, amp_dtype, use_scaler, augments, uint8_batches(),
-                           max(3, steps // 4))
+    # One model, optimiser and (with train.compile) compiled forward for every pass: a second
+    # compile would cost minutes on a ViT-B and measure nothing new.
+    net, opt = _setup(p, device)
+    net.train()
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    step = TrainStep(net, opt, scaler, p, device, amp_dtype, 10 ** 9, augments=augments)
+    counter = itertools.count()
+    batches = uint8_batches()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    results, recompiled = {}, {}
+    for name, aug in (("resident_tensors", ready), ("with_augmentation", augments)):
+        step.augments = aug
+        seconds, recompiled[name] = _timed(lambda: step(batches, next(counter)), steps, warmup,
+                                           device)
+        results[name] = bs / seconds
+    peak = peak_memory_mb(device)
+    breakdown = _breakdown(step, batches, counter, device, max(3, steps // 4))
     flops = methods.train_flops_per_image(p)
-    peak_tflops = matmul_peak_tflops(device, amp_dtype)
+    measured = peak_tflops or matmul_peak_tflops(device, amp_dtype)
+    spec = spec_peak_tflops(device_name(device), amp_dtype)
     ips = results["with_augmentation"]
-    return {
+    achieved = ips * flops / 1e12
+    out = {
         "benchmark": "train_step", "run": p["name"], "method": p["method"],
         "encoder": p["model"]["encoder"], "image_size": size, "batch_size": bs,
         "device": device_name(device), "precision": str(amp_dtype or "fp32"),
@@ -132,49 +164,45 @@ def run(p: dict, steps: int = 20, warmup: int = 5) -> dict:
         "augmentation_share": round(breakdown["augmentation"] / breakdown["total"], 3),
         "peak_mem_mb": round(peak, 1) if peak is not None else None,
         "train_gflops_per_image": round(flops / 1e9, 3),
-        "matmul_peak_tflops": round(peak_tflops, 2),
-        "achieved_tflops": round(ips * flops / 1e12, 3),
-        "mfu": round(ips * flops / 1e12 / peak_tflops, 4),
+        "matmul_peak_tflops": round(measured, 2),
+        "spec_peak_tflops": spec,
+        "achieved_tflops": round(achieved, 3),
+        "mfu": round(achieved / measured, 4),  # against the measured peak
+        "mfu_spec": round(achieved / spec, 4) if spec else None,  # against the datasheet's
         "date": datetime.date.today().isoformat(),
     }
+    if t["compile"]:
+        out["compiled"] = {**compile_counts(), "recompiled_while_timed": recompiled}
+    return out
 
 
-def _breakdown(p, device, amp_dtype, use_scaler, augments, batches, steps: int) -> dict:
-    """Milliseconds per phase, synchronising between phases (so slower than the timed runs)."""
-    net, opt = _setup(p, device)
-    forward = torch.compile(net) if p["train"]["compile"] else net
-    method = methods.get(p)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    net.train()
-    phases = dict.fromkeys(("data", "augmentation", "forward", "backward", "optimizer"), 0.0)
+class Phases:
+    """Seconds per phase of a step, the device synchronised at each phase's end."""
 
-    def mark(name, start):
-        sync(device)
+    def __init__(self, device: torch.device):
+        self.device, self.seconds = device, {}
+        self.start()
+
+    def start(self) -> None:
+        sync(self.device)
+        self.last = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        sync(self.device)
         now = time.perf_counter()
-        phases[name] += now - start
-        return now
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.last = now
 
-    for i in range(steps + 1):
-        if i == 1:
-            phases = dict.fromkeys(phases, 0.0)  # the first step warms up
-        t0 = time.perf_counter()
-        x = next(batches)
-        t0 = mark("data", t0)
-        g = [step_generator(p["seed"], i, v, device) for v in range(method.generators(p))]
-        batch_views = method.views(augments, x, g, p)
-        t0 = mark("augmentation", t0)
-        with autocast(device, amp_dtype):
-            loss = method.loss(forward, batch_views, g)
-        t0 = mark("forward", t0)
-        scaler.scale(loss).backward()
-        t0 = mark("backward", t0)
-        method.before_step(net, opt, i, steps + 1, p)
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        method.after_step(net, opt, i + 1, steps + 1, p)
-        mark("optimizer", t0)
-    out = {k: round(v / steps * 1000, 3) for k, v in phases.items()}
+
+def _breakdown(step: TrainStep, batches, counter, device, steps: int) -> dict:
+    """Milliseconds per phase of the real step (TrainStep marks its phases), after one step
+    that warms up; slower than the timed passes, which never synchronise."""
+    step(batches, next(counter))
+    phases = Phases(device)
+    for _ in range(steps):
+        phases.start()
+        step(batches, next(counter), mark=phases)
+    out = {k: round(v / steps * 1000, 3) for k, v in phases.seconds.items()}
     out["total"] = round(sum(out.values()), 3)
     return out
 
@@ -195,9 +223,8 @@ def main(params: str | None, overrides: list[str], steps: int, warmup: int,
          out_dir: str | None) -> list[Path]:
     if params is None:
         if torch.cuda.is_available():
-            from .errors import ParamsError
             raise ParamsError("bench on a GPU needs --params, e.g. --params "
-                              "params/imagenet100/mae_vit_b.yaml (or run bench/gpu_check.sh).")
+                              "params/imagenet100/mae_vit_b.yaml (or run bench/gpu_check.py).")
         scripts = ["augment_throughput.py", "loop_overhead.py", "data_throughput.py"]
         for s in scripts:
             print(f"[bench] {s}", flush=True)

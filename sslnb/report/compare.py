@@ -374,7 +374,9 @@ def _step_row(r: dict, source: str) -> dict:
                        f"(augmented {100 * r['augmented_vs_resident']:.0f}% of it, augmentation "
                        f"{100 * r['augmentation_share']:.1f}% of a step); MFU "
                        f"{100 * r['mfu']:.1f}% of a measured {r['matmul_peak_tflops']:.3g} "
-                       f"TFLOP/s matmul peak"),
+                       f"TFLOP/s matmul peak" + (
+                           f", {100 * r['mfu_spec']:.1f}% of the datasheet's "
+                           f"{r['spec_peak_tflops']:.4g}" if r.get("mfu_spec") else "")),
             "study images/s": study, "x study": round(ips / study, 1) if study else None}
 
 
@@ -382,6 +384,14 @@ def performance(bench_dir: Path | str) -> list[dict]:
     """One row per measurement in logs/bench/*.json (CPU and GPU), hardware named, with the
     study's images/s beside the configurations it trained."""
     rows = []
+    for f in sorted(Path(bench_dir).glob("gpu_check_*.jsonl")):  # one line per finished item
+        for line in f.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("benchmark") == "train_step" and r.get("status") == "ok":
+                rows.append(_step_row(r, f.name))
     for f in sorted(Path(bench_dir).glob("*.json")):
         try:
             r = json.loads(f.read_text())
@@ -390,8 +400,6 @@ def performance(bench_dir: Path | str) -> list[dict]:
         kind, base = r.get("benchmark"), {"file": f.name, "device": r.get("device", r.get("gpu"))}
         if kind == "train_step":
             rows.append(_step_row(r, f.name))
-        elif kind == "gpu_check":
-            rows += [{**_step_row(s, f.name), "device": r["gpu"]} for s in r["steps"]]
         elif kind == "simclr_view_augmentation":
             ips = r["images_per_s"]
             rows.append({**base, "image_size": r["image_size"], "what": f"SimCLR view augmentation {r['image_size']}px",
