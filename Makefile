@@ -19,7 +19,7 @@ help:
 	@echo "make render   - re-render report \$$(REPORT) from its committed logs: no training, no checkpoints"
 	@echo "make test     - create .venv if needed, install sslnb, run the test suite (minutes)"
 	@echo "make test-all - the same with the slow tests too (learning, torchrun, kill-and-resume): what CI runs"
-	@echo "make bench    - benchmarks into logs/bench/ (GPU: bench/gpu_check.sh; CPU: bench/*.py + step bench)"
+	@echo "make bench    - benchmarks into logs/bench/ (GPU: bench/gpu_check.py; CPU: bench/*.py + step bench)"
 
 venv: $(STAMP)
 
@@ -50,11 +50,11 @@ test: $(STAMP) browser
 test-all: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# On a GPU: bench/gpu_check.sh (the study's three configurations, MFU, the demo on the GPU);
+# On a GPU: bench/gpu_check.py (every full-scale configuration's step, MFU, the demos on the GPU);
 # on a CPU: the bench/ scripts and the training-step bench of the two demo runs.
 bench: $(STAMP)
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-	  PY=$(PY) bash bench/gpu_check.sh; \
+	  PYTHONPATH=. $(PY) bench/gpu_check.py; \
 	else \
 	  $(PY) -m sslnb bench && \
 	  $(PY) -m sslnb bench --params params/demo/mae_vit_tiny.yaml && \
