@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("choose", help="pick a setting on val (never test): a probe setting of a "
                         "run, or a pretraining setting (one candidate run per value)")
     which = sp.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="a run directory, for a probe setting (eval.probe_*)")
+    which.add_argument("--run", help="a run directory, for a probe setting (eval.probe_*) or a "
+                       "fine-tuning recipe (eval.finetune_*, a grid when several --key)")
     which.add_argument("--params", help="a run's params file, for a pretraining setting")
     sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="with --params: override a param of every candidate")
@@ -89,15 +90,22 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result, indent=2))
         elif args.command == "choose":
             import yaml
-            from .choose import pretrain_setting, probe_setting
+            from .choose import (FINETUNE_KEYS, finetune_setting, pretrain_setting,
+                                 probe_setting)
             values = [[yaml.safe_load(v) for v in vs] for vs in args.values]
-            if len(args.key) != len(values) or (args.run and len(args.key) > 1):
+            tuning = args.run and all(k.removeprefix("eval.") in FINETUNE_KEYS for k in args.key)
+            if len(args.key) != len(values) or (args.run and not tuning and len(args.key) > 1):
                 raise ParamsError("choose: give one --values list per --key (several keys, a "
-                                  "grid, only with --params)")
-            result = (probe_setting(args.run, args.key[0], values[0]) if args.run else
-                      pretrain_setting(args.params, args.key if len(args.key) > 1 else
-                                       args.key[0], values if len(args.key) > 1 else values[0],
-                                       args.overrides))
+                                  "grid, only with --params or fine-tuning keys)")
+            several = len(args.key) > 1
+            if tuning:
+                result = finetune_setting(args.run, args.key if several else args.key[0],
+                                          values if several else values[0])
+            elif args.run:
+                result = probe_setting(args.run, args.key[0], values[0])
+            else:
+                result = pretrain_setting(args.params, args.key if several else args.key[0],
+                                          values if several else values[0], args.overrides)
             print(json.dumps(result, indent=2))
         elif args.command == "report":
             import time

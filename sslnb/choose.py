@@ -1,7 +1,10 @@
 """Choosing a setting the honest way: on `val`, never on `test`.
 
 `probe_setting` tries values of one linear-probe setting (eval.probe_base_lr, probe_epochs, ...)
-on a run's cached train features; `pretrain_setting` pretrains one candidate run per value of any
+on a run's cached train features; `finetune_setting` fine-tunes a run's encoder once per
+candidate recipe (eval.finetune_base_lr, finetune_epochs, finetune_layer_decay, finetune_blocks,
+...) and scores its gain over the probe it starts from; `pretrain_setting` pretrains one
+candidate run per value of any
 pretraining key (train.base_lr, train.epochs, mae.mask_ratio, augment.gray_p, ...) and reads each
 out on val. Both run inside `sslnb.data.choosing()`, so any read of the test split raises: the
 numbers the report shows on test stay unbiased by the choice. Each choice is logged in
@@ -16,16 +19,21 @@ import json
 import re
 from pathlib import Path
 
+from .augment import Normalize
 from .checkpoint import load_pretrained, write_json
-from .data import choosing
+from .data import choosing, load_split
 from .device import resolve_device
 from .errors import ParamsError
 from .features import features
+from .finetune import accuracy as finetune_accuracy, finetune, starting_classifier
 from .params import flatten, resolve
 from .probe import accuracy, knn_predict, linear_probe, probe_settings
 
 PROBE_KEYS = ("probe_base_lr", "probe_epochs", "probe_weight_decay", "probe_warmup_epochs",
               "probe_batch_size", "probe_optimizer")
+FINETUNE_KEYS = ("finetune_base_lr", "finetune_epochs", "finetune_layer_decay", "finetune_blocks",
+                 "finetune_weight_decay", "finetune_drop_path", "finetune_warmup_epochs",
+                 "finetune_label_smoothing", "finetune_batch_size")
 
 
 def val_scores(run: Path | str, kind: str = "pretrained", eval_overrides: dict | None = None,
@@ -63,6 +71,48 @@ def probe_setting(run: Path | str, key: str, values: list, kind: str = "pretrain
     return result
 
 
+def finetune_setting(run: Path | str, key: str | list[str], values: list,
+                     device: str | None = None) -> dict:
+    """Fine-tune the run's pretrained encoder once per candidate recipe (a grid when several
+    keys) on its fine-tuning images, each from the probe it starts from (depth 0: its head
+    trained on the same labelled images); score = val top-1 after fine-tuning minus that
+    probe's val top-1. The largest gain wins; `raises` says whether any candidate raised the
+    probe at all (a fine-tuning claim whose recipes all lower it has no valid test). Only val is
+    read. eval.finetune_blocks takes one depth per candidate (an int or 'all')."""
+    keys, grid = ([key], [values]) if isinstance(key, str) else (list(key), list(values))
+    keys = [k.removeprefix("eval.") for k in keys]
+    for k in keys:
+        if k not in FINETUNE_KEYS:
+            raise ParamsError(f"choose: '{k}' is not a fine-tuning setting; accepted: "
+                              f"{', '.join('eval.' + k for k in FINETUNE_KEYS)}.")
+    candidates = []
+    with choosing():
+        model, p = load_pretrained(run)
+        dev = resolve_device(device or p["device"])
+        e = p["eval"]
+        train = load_split(p["data"], "train").stratified(e["finetune_max_train"], p["seed"])
+        val = load_split(p["data"], "val")
+        normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+        for combo in itertools.product(*grid):
+            setting = {k: _like(v, e[k]) for k, v in zip(keys, combo)}
+            q = {**p, "eval": {**e, **setting}}
+            blocks = setting.get("finetune_blocks", e["finetune_blocks"][-1])
+            start = starting_classifier(model.encoder, q, train, dev, p["seed"])
+            start_val = finetune_accuracy(start, val, normalize, dev)
+            ft = finetune(start, q, train, val, dev, blocks, p["seed"])
+            candidates.append({"value": setting[keys[0]] if len(keys) == 1 else
+                               {"eval." + k: v for k, v in setting.items()},
+                               "run": str(run), "start_val_top1": start_val,
+                               "finetune_val_top1": ft["val_top1"],
+                               "gain": ft["val_top1"] - start_val})
+    best = max(candidates, key=lambda c: c["gain"])
+    label = " x ".join("eval." + k for k in keys)
+    path = log_choice(p, str(Path(run)), label, candidates, best["value"],
+                      criterion="fine-tuning val top-1 minus the probe it starts from")
+    return {"key": label, "candidates": candidates, "best": best["value"],
+            "raises": best["gain"] > 0, "log": str(path)}
+
+
 def pretrain_setting(params_file: str | Path, key: str | list[str], values: list,
                      overrides=None, out_dir: str | Path | None = None) -> dict:
     """Pretrain one candidate per value of `key` (a finished candidate is reused), score each
@@ -98,6 +148,20 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
     path = log_choice(base, str(params_file), " x ".join(keys), candidates, best,
                       criterion="linear-probe val top-1", overrides=fixed)
     return {"key": " x ".join(keys), "candidates": candidates, "best": best, "log": str(path)}
+
+
+def _like(value, default):
+    """A value read from the command line, as a number where the setting is one (YAML reads
+    1e-4 as a string)."""
+    if isinstance(value, str) and isinstance(default, (int, float)) and \
+            not isinstance(default, bool):
+        try:
+            number = float(value)
+            return int(number) if isinstance(default, int) and number.is_integer() else number
+        except ValueError:
+            raise ParamsError(f"choose: {value!r} is not a number; this setting takes one, "
+                              f"e.g. {default!r}.") from None
+    return value
 
 
 def _as_dict(overrides) -> dict:

@@ -269,6 +269,35 @@ def test_choosing_a_probe_setting_reads_val_only(tmp_path, cli):
     assert __import__("json").loads((tmp_path / "choices" / "mae_vit_tiny__eval.probe_base_lr.json").read_text()) == log
 
 
+def test_choosing_a_fine_tuning_recipe_scores_its_gain_on_val(tmp_path, cli):
+    """`choose --run RUN --key eval.finetune_base_lr ... --key eval.finetune_blocks ...`: a grid
+    of recipes, each fine-tuned from the probe it starts from and scored by its val gain over
+    it; nothing of test is read; logged, with whether any recipe raised the probe."""
+    p = resolve("params/demo/mae_vit_tiny.yaml", {
+        "out_dir": str(tmp_path), "data.num_train": 64, "data.num_val": 32, "data.num_test": 32,
+        "train.epochs": 1, "train.batch_size": 32, "model.depth": 1, "mae.decoder_depth": 1,
+        "eval.probe_epochs": 2, "eval.probe_warmup_epochs": 0, "eval.finetune_epochs": 1,
+        "eval.finetune_batch_size": 16})
+    run = pretrain(p)
+    r = cli("choose", "--run", str(run), "--key", "eval.finetune_base_lr", "--values", "1e-4",
+            "1e-2", "--key", "eval.finetune_blocks", "--values", "1", "all")
+    assert r.returncode == 0, r.stderr
+    out = __import__("json").loads(r.stdout)
+    assert len(out["candidates"]) == 4
+    for c in out["candidates"]:
+        assert c["gain"] == pytest.approx(c["finetune_val_top1"] - c["start_val_top1"])
+    best = max(out["candidates"], key=lambda c: c["gain"])
+    assert out["best"] == best["value"] and out["raises"] == (best["gain"] > 0)
+    assert {c["value"]["eval.finetune_blocks"] for c in out["candidates"]} == {1, "all"}
+    assert not list((run / "features").glob("*_test_*")) and not (run / "eval.json").exists()
+    log = __import__("json").loads((tmp_path / "choices" /
+                                    "mae_vit_tiny__eval.finetune_base_lr+eval.finetune_blocks.json"
+                                    ).read_text())
+    assert log["split"] == "val" and log["chosen"] == out["best"]
+    bad = cli("choose", "--run", str(run), "--key", "eval.finetune_optimizer", "--values", "sgd")
+    assert bad.returncode != 0 and "not a probe setting" in bad.stderr
+
+
 def test_choosing_a_pretraining_setting_pretrains_each_candidate_and_reads_val_only(tmp_path, cli):
     """`choose --params FILE --key train.base_lr`: one candidate run per value, each read out on
     val (probe and kNN) inside choosing(): no test features, no test predictions; the choice and
