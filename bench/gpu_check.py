@@ -244,6 +244,8 @@ def parse_args(argv):
 
 
 # The worker (runs the items; imports torch and sslnb once) -------------------------------------
+# Items import inside their functions: the driver above imports this file too and must not load
+# torch (it would start slowly and hold GPU memory).
 
 def worker_main(conn, log_path: str, options: dict) -> None:
     """Items from the pipe until None; output to the log; dies with the driver (Linux)."""
@@ -296,7 +298,6 @@ def item_sync(args: dict, o: dict) -> dict:
     """One warm-up step (constants cached, cudnn tuned, optimizer state made), then two steps
     under sync debug mode "error": any host sync in them raises."""
     import torch
-    from sslnb import methods
     from sslnb.bench import _setup
     from sslnb.device import resolve_device, resolve_precision
     from sslnb.params import resolve
