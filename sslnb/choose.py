@@ -33,7 +33,7 @@ PROBE_KEYS = ("probe_base_lr", "probe_epochs", "probe_weight_decay", "probe_warm
               "probe_batch_size", "probe_optimizer")
 FINETUNE_KEYS = ("finetune_base_lr", "finetune_epochs", "finetune_layer_decay", "finetune_blocks",
                  "finetune_weight_decay", "finetune_drop_path", "finetune_warmup_epochs",
-                 "finetune_label_smoothing", "finetune_batch_size")
+                 "finetune_label_smoothing", "finetune_batch_size", "finetune_crop_scale")
 
 
 def val_scores(run: Path | str, kind: str = "pretrained", eval_overrides: dict | None = None,

@@ -75,7 +75,8 @@ NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_si
             "train.steps": int,
             "eval.batch_size": int, "eval.finetune_max_train": int}
 # Two-number ranges [low, high] with 0 < low <= high.
-PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas"}
+PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas",
+         "eval.finetune_crop_scale"}
 
 
 def yaml_error(e: Exception) -> str:

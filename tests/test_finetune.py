@@ -157,3 +157,18 @@ def test_the_probe_folds_into_the_head_exactly():
     head = probe_head(probe, torch.nn.Linear(16, 5))
     f = torch.randn(8, 16)
     assert torch.allclose(head(f), probe(f), atol=1e-5)
+
+
+def test_the_fine_tuning_crop_scale_reaches_the_crops():
+    """eval.finetune_crop_scale decides the crops fine-tuning trains on: whole images (1.0)
+    train the head to other weights than 5% crops, from the same start and seed."""
+    heads = []
+    for scale in ([1.0, 1.0], [0.05, 0.05]):
+        p = resolve(None, {**SMALL, **VIT, "eval.finetune_crop_scale": scale})
+        torch.manual_seed(0)
+        encoder = build_model(p).encoder
+        train, val = load_split(p["data"], "train"), load_split(p["data"], "val")
+        start = starting_classifier(encoder, p, train, torch.device("cpu"))
+        heads.append(finetune(start, p, train, val, torch.device("cpu"), blocks=1)["model"]
+                     .head.weight.detach().clone())
+    assert not torch.allclose(heads[0], heads[1])
