@@ -54,7 +54,7 @@ test-all: $(STAMP) browser
 # on a CPU: the bench/ scripts and the training-step bench of the two demo runs.
 bench: $(STAMP)
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-	  PYTHONPATH=. $(PY) bench/gpu_check.py; \
+	  $(PY) bench/gpu_check.py; \
 	else \
 	  $(PY) -m sslnb bench && \
 	  $(PY) -m sslnb bench --params params/demo/mae_vit_tiny.yaml && \

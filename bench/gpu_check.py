@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The GPU check: what one short window on one H100/H200-class GPU must bring back.
 
-    PYTHONPATH=. python3 bench/gpu_check.py --out DIR      # from the repository root
+    python3 bench/gpu_check.py --out DIR
 
 Every item runs in a worker process under its own time limit (its budget); the whole runs under
 a deadline (--deadline, default 540 s) that skips an item whose budget no longer fits, and says
@@ -29,7 +29,7 @@ Budgets on an H200 (estimates: the project has not yet run on a GPU):
 A worker's start (importing torch and sslnb) counts against the first item it runs. A dry run of
 the plumbing on a CPU (tiny sizes, nothing meaningful measured; the slow tests kill it midway):
 
-    PYTHONPATH=. python3 bench/gpu_check.py --device cpu --out /tmp/gc --scale 20 --steps 2 \
+    python3 bench/gpu_check.py --device cpu --out /tmp/gc --scale 20 --steps 2 \
         --set data.image_size=32 --set train.batch_size=8 \
         --demo-set train.epochs=1 --demo-set data.num_train=256 --demo-set eval.probe_epochs=2
 """
@@ -49,6 +49,8 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # sslnb importable without PYTHONPATH (workers inherit sys.path)
+    sys.path.insert(0, str(ROOT))
 BUDGET_S = {"peak": 30, "sync": 40, "bench": 30, "demo": 35, "compiled": 90}
 DEADLINE_S = 540
 COMPILED = "mae_vit_b"  # the configuration also timed compiled
@@ -188,7 +190,13 @@ def commit() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    out = Output(Path(a.out))
+    try:
+        out = Output(Path(a.out))
+    except OSError as e:
+        print(f"gpu_check: cannot write results to --out {a.out!r} ({e.strerror or e}); nothing "
+              f"ran. Pass a writable folder, e.g. --out /tmp/gpu_check (on the lent GPU "
+              f"machine: --out \"$OUT\").", file=sys.stderr)
+        return 2
     items = plan(a.scale)
     deadline = a.deadline * a.scale
     start = time.monotonic()

@@ -28,7 +28,8 @@ def load_script():
 
 
 def start(out: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # no PYTHONPATH: the script finds sslnb
+    env.pop("PYTHONPATH", None)
     return subprocess.Popen([sys.executable, str(SCRIPT), "--out", str(out), *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -109,3 +110,12 @@ def test_a_dry_run_killed_at_a_random_moment_keeps_every_finished_item(tmp_path)
     for item, status in done:
         assert recorded.get(item) == status, (item, status, recorded)
     assert got[1]["item"] == "peak" and got[2]["item"] == "sync" and got[2]["all_clean"]
+
+
+def test_an_unwritable_output_folder_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    p = start(blocker / "out")
+    text, _ = p.communicate(timeout=60)
+    assert p.returncode == 2 and "--out" in text and "nothing ran" in text
+    assert "Traceback" not in text
