@@ -123,6 +123,11 @@ def snapshots(run: Path | str) -> dict[int, Path]:
 
 def load_pretrained(run: Path | str, device: torch.device | str = "cpu"):
     """(model in eval mode, resolved params) of a finished or stopped run."""
+    return load_run(run, device)[:2]
+
+
+def load_run(run: Path | str, device: torch.device | str = "cpu"):
+    """(model in eval mode, resolved params, the step its checkpoint holds): last.pt read once."""
     import yaml
     from .methods import build_model
     from .params import fill_missing
@@ -135,7 +140,7 @@ def load_pretrained(run: Path | str, device: torch.device | str = "cpu"):
     check_origin(state, p, f"checkpoint in '{run}'", "The run directory is inconsistent.")
     model = build_model(p)
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), p
+    return model.to(device).eval(), p, state["step"]
 
 
 def check_origin(state: dict, p: dict, what: str, fix: str) -> None:

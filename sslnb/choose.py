@@ -41,10 +41,11 @@ def val_scores(run: Path | str, kind: str = "pretrained", eval_overrides: dict |
     """Linear probe (train -> val) and kNN val top-1 of one encoder: the val-only evaluation
     every choice reads. Nothing of test is read or computed (it runs inside choosing())."""
     with choosing():
-        _, p = load_pretrained(run)
+        loaded = load_pretrained(run)
+        p = loaded[1]
         e = {**p["eval"], **(eval_overrides or {})}
         dev = resolve_device(device or p["device"])
-        tr, va = features(run, kind, "train"), features(run, kind, "val")
+        tr, va = (features(run, kind, split, loaded=loaded) for split in ("train", "val"))
         out = linear_probe(tr["features"], tr["labels"], va["features"], va["labels"],
                            num_classes=len(tr["classes"]), seed=p["seed"], device=dev,
                            **probe_settings(e))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import methods, runs
 from .augment import Normalize
-from .checkpoint import load_checkpoint, load_pretrained, snapshots, write_json
+from .checkpoint import load_checkpoint, load_run, snapshots, write_json
 from .code_version import code_version
 from .data import load_split
 from .device import resolve_device
@@ -37,16 +37,16 @@ SPLITS = ("train", "val", "test")
 def evaluate(run: Path | str, device: str | None = None, force: bool = False,
              eval_overrides: dict | None = None) -> dict:
     run = Path(run)
-    model, p = load_pretrained(run)
+    model, p, last = load_run(run)
     if eval_overrides:
         p["eval"].update(eval_overrides)
     e = p["eval"]
     dev = resolve_device(device or p["device"])
-    steps = curve_steps(run)
+    steps = curve_steps(run, last)
     kinds = [*KINDS, *(f"step_{s}" for s in steps["computed"])]
     # The snapshots need no val features: their probes draw no curves and choose nothing.
-    feats = {(k, s): features(run, k, s, device=str(dev)) for k in kinds for s in SPLITS
-             if k in KINDS or s != "val"}
+    feats = {(k, s): features(run, k, s, device=str(dev), loaded=(model, p)) for k in kinds
+             for s in SPLITS if k in KINDS or s != "val"}
     inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
               "code_version": code_version("evaluate", p["method"])}
     out_path = run / "eval.json"
@@ -141,12 +141,11 @@ def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classe
                      "knn": knn["test"].tolist()}
 
 
-def curve_steps(run: Path) -> dict:
+def curve_steps(run: Path, last: int) -> dict:
     """The kept snapshots' steps, and which need their own evaluation: step 0 is the random-init
     encoder (same seed, same weights: tests/test_uncertainty.py checks the features) and the
-    checkpoint's step is the pretrained one."""
+    checkpoint's step `last` is the pretrained one."""
     kept = list(snapshots(run))
-    last = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     return {"last": last, "computed": [s for s in kept if s not in (0, last)]}
 
 

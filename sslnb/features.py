@@ -70,9 +70,13 @@ def random_init_model(p: dict) -> torch.nn.Module:
     return build_model(p)
 
 
-def encoder_of(run: Path, kind: str) -> tuple[torch.nn.Module, dict, Path | None]:
-    """(model, params, weights file) of `pretrained`, `random_init` or a snapshot `step_N`."""
-    model, p = load_pretrained(run)  # validates the run even for the random-init baseline
+def encoder_of(run: Path, kind: str, loaded: tuple | None = None
+               ) -> tuple[torch.nn.Module, dict, Path | None]:
+    """(model, params, weights file) of `pretrained`, `random_init` or a snapshot `step_N`.
+    `loaded`: the run's (model, params) when the caller opened it already (an evaluation opens
+    last.pt, optimiser and target networks included, once rather than once per kind and split)."""
+    # the run is validated (its checkpoint loaded) even for the random-init baseline
+    model, p = loaded if loaded is not None else load_pretrained(run)
     if kind == "pretrained":
         return model, p, run / "checkpoints" / "last.pt"
     if kind == "random_init":
@@ -89,11 +93,13 @@ def encoder_of(run: Path, kind: str) -> tuple[torch.nn.Module, dict, Path | None
 
 
 def features(run: Path | str, kind: str = "pretrained", split: str = "train",
-             device: str | None = None, refresh: bool = False) -> dict:
-    """{'features': (N, D) float32, 'labels': (N,), 'classes': [...], 'key': str}, cached."""
+             device: str | None = None, refresh: bool = False,
+             loaded: tuple | None = None) -> dict:
+    """{'features': (N, D) float32, 'labels': (N,), 'classes': [...], 'key': str}, cached.
+    `loaded`: the run's (model, params) from load_pretrained, when the caller has them."""
     guard(split)
     run = Path(run)
-    model, p, weights_file = encoder_of(run, kind)
+    model, p, weights_file = encoder_of(run, kind, loaded)
     dev = resolve_device(device or p["device"])
     key = _key(p, kind, split, weights_file, dev,
                model.encoder if kind == "random_init" else None)

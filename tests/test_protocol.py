@@ -114,3 +114,30 @@ def test_feature_key_names_the_matmul_precision_of_its_device():
     assert keys["highest"][0] == keys["high"][0]  # CPU: fp32 either way
     assert keys["highest"][1] != keys["high"][1]  # GPU: fp32 vs TF32
     assert keys["highest"][0] == keys["highest"][1]  # fp32 on both: one cache
+
+
+def test_an_evaluation_opens_the_run_checkpoint_once(tmp_path, monkeypatch):
+    """last.pt holds the optimiser and any target network beside the model: an evaluation reads
+    it once for every kind and split (it read it once per kind and split: 8 times here), and
+    again only once when every feature is cached."""
+    from pathlib import Path
+    from sslnb import pretrain
+    from sslnb.evaluate import evaluate
+    p = resolve("params/demo/mae_vit_tiny.yaml", {
+        "out_dir": str(tmp_path), "data.num_train": 64, "data.num_val": 32, "data.num_test": 32,
+        "train.epochs": 2, "train.batch_size": 32, "train.snapshots": 2, "model.depth": 1,
+        "mae.decoder_depth": 1, "eval.probe_epochs": 2, "eval.probe_warmup_epochs": 0})
+    run = pretrain(p)
+    opened = []
+    load = torch.load
+
+    def counting(f, *a, **k):
+        opened.append(Path(f).name if isinstance(f, (str, Path)) else "?")
+        return load(f, *a, **k)
+
+    monkeypatch.setattr(torch, "load", counting)
+    evaluate(run)
+    assert opened.count("last.pt") == 1, opened
+    opened.clear()
+    evaluate(run, force=True)  # every feature cached now
+    assert opened.count("last.pt") == 1, opened
