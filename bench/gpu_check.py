@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The GPU check: what one short window on one H100/H200-class GPU must bring back.
 
-    python3 bench/gpu_check.py --out DIR
+    python3 bench/gpu_check.py --out DIR [--commit HASH]
 
 Every item runs in a worker process under its own time limit (its budget); the whole runs under
 a deadline (--deadline, default 540 s) that skips an item whose budget no longer fits, and says
@@ -176,10 +176,10 @@ def gpu_line() -> str | None:
         return None
 
 
-def commit() -> str | None:
-    """The commit checked, from SSLNB_COMMIT (a copy of the tree without .git) or git."""
-    if os.environ.get("SSLNB_COMMIT"):
-        return os.environ["SSLNB_COMMIT"]
+def commit(given: str | None) -> str | None:
+    """The commit checked: --commit (a copy of the tree without .git), else git's."""
+    if given:
+        return given
     try:
         r = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                            capture_output=True, text=True, timeout=10)
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     options = {"device": a.device, "steps": a.steps, "warmup": a.warmup, "set": a.set,
                "demo_set": a.demo_set, "ft_epochs": a.ft_epochs}
-    out.record({"item": "header", "status": "ok", "gpu": gpu_line(), "commit": commit(),
+    out.record({"item": "header", "status": "ok", "gpu": gpu_line(), "commit": commit(a.commit),
                 **versions(), "deadline_s": deadline,
                 "options": options,
                 "plan": [[i.name, i.budget_s] for i in items],
@@ -248,6 +248,8 @@ def parse_args(argv):
     ap.add_argument("--demo-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for the demo items")
     ap.add_argument("--ft-epochs", type=int, default=1, help="fine-tuning epochs per depth")
+    ap.add_argument("--commit", help="the commit checked, where the tree has no .git "
+                                     "(e.g. a copy on a lent GPU machine)")
     return ap.parse_args(argv)
 
 

@@ -63,10 +63,11 @@ def test_header_states_each_budget_and_a_total_under_the_deadline():
 
 
 def test_what_would_not_fit_the_deadline_is_skipped_and_said(tmp_path):
-    p = start(tmp_path, "--deadline", "20")  # every item's budget is over 20 s
+    p = start(tmp_path, "--deadline", "20", "--commit", "abc1234")  # every budget is over 20 s
     p.wait(timeout=120)
     got = lines(tmp_path)
     assert got[0]["item"] == "header" and {"torch", "torchvision", "timm"} <= set(got[0])
+    assert got[0]["commit"] == "abc1234"
     assert [g["item"] for g in got[1:]] == [i.name for i in load_script().plan()]
     assert all(g["status"] == "skipped" and "left" in g["reason"] for g in got[1:])
     assert len(list(tmp_path.iterdir())) == 2
