@@ -42,6 +42,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -354,8 +355,6 @@ def item_bench(args: dict, o: dict) -> dict:
 
 def item_demo(args: dict, o: dict) -> dict:
     """The demo run as a report trains and evaluates it, on the GPU, in a folder of its own."""
-    import json as _json
-    import tempfile
     from sslnb.evaluate import evaluate
     from sslnb.params import resolve
     from sslnb.train import pretrain
@@ -368,7 +367,7 @@ def item_demo(args: dict, o: dict) -> dict:
         t1 = time.monotonic()
         result = evaluate(run)
         t2 = time.monotonic()
-        summary = _json.loads((run / "summary.json").read_text())
+        summary = json.loads((run / "summary.json").read_text())
     return {"pretrain_s": round(t1 - t0, 1), "evaluate_s": round(t2 - t1, 1),
             "summary": summary, "eval": {k: result.get(k) for k in ("pretrained", "random_init")}}
 

@@ -97,15 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             if len(args.key) != len(values) or (args.run and not tuning and len(args.key) > 1):
                 raise ParamsError("choose: give one --values list per --key (several keys, a "
                                   "grid, only with --params or fine-tuning keys)")
-            several = len(args.key) > 1
-            if tuning:
-                result = finetune_setting(args.run, args.key if several else args.key[0],
-                                          values if several else values[0])
+            if tuning:  # one key or several (a grid) alike
+                result = finetune_setting(args.run, args.key, values)
             elif args.run:
                 result = probe_setting(args.run, args.key[0], values[0])
             else:
-                result = pretrain_setting(args.params, args.key if several else args.key[0],
-                                          values if several else values[0], args.overrides)
+                result = pretrain_setting(args.params, args.key, values, args.overrides)
             print(json.dumps(result, indent=2))
         elif args.command == "report":
             import time

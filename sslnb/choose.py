@@ -86,7 +86,7 @@ def finetune_setting(run: Path | str, key: str | list[str], values: list,
         if k not in FINETUNE_KEYS:
             raise ParamsError(f"choose: '{k}' is not a fine-tuning setting; accepted: "
                               f"{', '.join('eval.' + k for k in FINETUNE_KEYS)}.")
-    candidates = []
+    candidates, starts = [], {}
     with choosing():
         model, p = load_pretrained(run)
         dev = resolve_device(device or p["device"])
@@ -95,12 +95,19 @@ def finetune_setting(run: Path | str, key: str | list[str], values: list,
         val = load_split(p["data"], "val")
         normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
         for combo in itertools.product(*grid):
-            setting = {k: _like(v, e[k]) for k, v in zip(keys, combo)}
-            q = {**p, "eval": {**e, **setting}}
-            blocks = setting.get("finetune_blocks", e["finetune_blocks"][-1])
-            start = starting_classifier(model.encoder, q, train, dev, p["seed"])
-            start_val = finetune_accuracy(start, val, normalize, dev)
-            ft = finetune(start, q, train, val, dev, blocks, p["seed"])
+            # the run's params with the candidate's, typed and checked as any --set is
+            q = resolve(Path(run) / "params.yaml", {
+                f"eval.{k}": [v] if k == "finetune_blocks" else v for k, v in zip(keys, combo)})
+            setting = {k: q["eval"][k][-1] if k == "finetune_blocks" else q["eval"][k]
+                       for k in keys}
+            # the start (features and a probe on the fine-tuning images) changes with drop path
+            # only among these settings: built once per value
+            drop = q["eval"]["finetune_drop_path"]
+            if drop not in starts:
+                start = starting_classifier(model.encoder, q, train, dev, p["seed"])
+                starts[drop] = start, finetune_accuracy(start, val, normalize, dev)
+            start, start_val = starts[drop]
+            ft = finetune(start, q, train, val, dev, q["eval"]["finetune_blocks"][-1], p["seed"])
             candidates.append({"value": setting[keys[0]] if len(keys) == 1 else
                                {"eval." + k: v for k, v in setting.items()},
                                "run": str(run), "start_val_top1": start_val,
@@ -149,20 +156,6 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
     path = log_choice(base, str(params_file), " x ".join(keys), candidates, best,
                       criterion="linear-probe val top-1", overrides=fixed)
     return {"key": " x ".join(keys), "candidates": candidates, "best": best, "log": str(path)}
-
-
-def _like(value, default):
-    """A value read from the command line, as a number where the setting is one (YAML reads
-    1e-4 as a string)."""
-    if isinstance(value, str) and isinstance(default, (int, float)) and \
-            not isinstance(default, bool):
-        try:
-            number = float(value)
-            return int(number) if isinstance(default, int) and number.is_integer() else number
-        except ValueError:
-            raise ParamsError(f"choose: {value!r} is not a number; this setting takes one, "
-                              f"e.g. {default!r}.") from None
-    return value
 
 
 def _as_dict(overrides) -> dict:

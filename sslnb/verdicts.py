@@ -21,9 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
-from .stats import Interval
+from .stats import Interval, _quantile
 
 POWER = 0.8
 DELTA = 2.0
@@ -81,11 +79,9 @@ def family(primaries: list[Primary], most: int = 4) -> list[Primary]:
 def mde(d: Interval, level: float | None = None, power: float = POWER) -> float:
     """The smallest true difference this comparison detects with probability `power` at `level`
     (two-sided): (t_{1 - alpha/2} + t_power) x se, on the interval's Welch-Satterthwaite df."""
-    alpha = 1 - (level if level is not None else d.level)
-    df = d.df
-    q = (lambda p: float(_st.norm.ppf(p))) if not math.isfinite(df) else \
-        (lambda p: float(_st.t.ppf(p, df)))
-    return (q(1 - alpha / 2) + q(power)) * d.se
+    level = level if level is not None else d.level
+    # _quantile(c, df) is the two-sided one: the one-sided power quantile is _quantile(2p - 1)
+    return (_quantile(level, d.df) + _quantile(2 * power - 1, d.df)) * d.se
 
 
 def decide(primary: Primary, d: Interval, checks: list[Check] = ()) -> Verdict:
