@@ -87,13 +87,15 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
     (k last blocks, or all) on the same labelled images (eval.finetune_max_train of train, every
     class alike), each from its starting classifier (its probe on those images: depth 0): val
     curves in metrics/, test top-1 in result[kind]['finetune'][k] (and finetune_*_top1 for the
-    most blocks trained), test predictions in `preds` ({kind}/finetune_k0 the start)."""
+    most blocks trained), test predictions in `preds` ({kind}/finetune_k0 the start). With
+    eval.finetune_random_init false the twin keeps its probe and kNN only (a comparison that reads
+    only the gain over the starting probe pays for no twin's fine-tuning)."""
     e = p["eval"]
     train = load_split(p["data"], "train").stratified(e["finetune_max_train"], p["seed"])
     val, test = load_split(p["data"], "val"), load_split(p["data"], "test")
     blocks = e["finetune_blocks"]
     most = "all" if "all" in blocks else max(blocks)
-    for kind in KINDS:
+    for kind in (KINDS if e["finetune_random_init"] else ("pretrained",)):
         encoder = (model if kind == "pretrained" else random_init_model(p)).encoder
         start = starting_classifier(encoder, p, train, dev, p["seed"])
         result[kind]["finetune"] = {}

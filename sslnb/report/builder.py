@@ -36,7 +36,7 @@ from .notebook import env_overrides
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 REPORT_KEYS = {"title": str, "description": str, "set": dict, "seeds": list, "runs": list,
-               "extends": str}
+               "extends": str, "primaries": dict}
 
 
 class ReportError(SslnbError):
@@ -74,17 +74,16 @@ def load(path: str | Path) -> dict:
     if not r.get("runs"):
         raise ParamsError(f"{path}: key 'runs' must list at least one run, e.g. "
                           f"runs: [{{params: params/demo/mae_vit_tiny.yaml}}].")
-    seeds = r.get("seeds")
-    if seeds is not None and (not seeds or not all(type(x) is int and x >= 0 for x in seeds)
-                              or len(set(seeds)) != len(seeds)):
-        raise ParamsError(f"{path}: key 'seeds' must list distinct non-negative integers, e.g. "
-                          f"seeds: [0, 1, 2]; got {seeds!r}.")
+    seeds = _seeds(r.get("seeds"), path, "seeds")
     runs = []
     for i, item in enumerate(r["runs"]):
         item = {"params": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or "params" not in item or set(item) - {"params", "set"}:
+        if not isinstance(item, dict) or "params" not in item or \
+                set(item) - {"params", "set", "seeds"}:
             raise ParamsError(f"{path}: runs[{i}] must be a params path or a mapping with "
-                              f"'params' (a run's YAML file) and optional 'set' (overrides).")
+                              f"'params' (a run's YAML file), optional 'set' (overrides) and "
+                              f"optional 'seeds' (this run's seeds, when not the report's).")
+        run_seeds = _seeds(item.get("seeds"), path, f"runs[{i}].seeds") or seeds
         params_file = (ROOT / item["params"]) if not Path(item["params"]).is_absolute() \
             else Path(item["params"])
         if not params_file.is_file():
@@ -92,15 +91,18 @@ def load(path: str | Path) -> dict:
                               f"exist. Name a run params file such as params/demo/mae_vit_tiny.yaml.")
         overrides = {**(r.get("set") or {}), **(item.get("set") or {}), **env_overrides()}
         base = resolve(params_file, overrides)
-        for seed in seeds or [base["seed"]]:
+        for seed in run_seeds or [base["seed"]]:
             # The params' own seed keeps the run's name, so a seeds report reuses the runs of
             # the one-seed report; every other seed is a run of its own.
             name = base["name"] if seed == base["seed"] else f"{base['name']}_seed{seed}"
-            run_set = {**overrides, "seed": seed, "name": name} if seeds else overrides
+            run_set = {**overrides, "seed": seed, "name": name} if run_seeds else overrides
             p = resolve(params_file, run_set)
             runs.append({"params": str(params_file), "set": run_set, "run_dir": str(run_dir_of(p)),
                          "name": p["name"], "method": p["method"], "group": base["name"],
-                         "seed": seed})
+                         "seed": seed, "order": (seed if run_seeds else 0, i)})
+    # Seed by seed (every configuration's first seed, then every second...): a build cut short
+    # leaves whole seeds of every arm, which a paired comparison can read.
+    runs.sort(key=lambda run: run.pop("order"))
     by_dir: dict[str, int] = {}
     for run in runs:
         if run["run_dir"] in by_dir:
@@ -112,8 +114,19 @@ def load(path: str | Path) -> dict:
                 f"overwrite the first's run. Give one a name of its own, e.g. "
                 f"set: {{name: {run['name']}_b}} under that entry, or remove the duplicate.")
         by_dir[run["run_dir"]] = len(by_dir)
+    from .primaries import registered
     return {"title": r.get("title", path.stem), "description": r.get("description", ""),
-            "runs": runs, "path": str(path), "seeds": seeds or [None]}
+            "runs": runs, "path": str(path), "seeds": seeds or [None],
+            "primaries": registered(r.get("primaries") or {}, {run["group"] for run in runs}, path)}
+
+
+def _seeds(seeds, path: Path, key: str) -> list | None:
+    if seeds is not None and (not isinstance(seeds, list) or not seeds or
+                              not all(type(x) is int and x >= 0 for x in seeds)
+                              or len(set(seeds)) != len(seeds)):
+        raise ParamsError(f"{path}: key '{key}' must list distinct non-negative integers, e.g. "
+                          f"seeds: [0, 1, 2]; got {seeds!r}.")
+    return seeds
 
 
 def kernel_name() -> str:
