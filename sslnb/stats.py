@@ -197,13 +197,14 @@ def mean_sd(values) -> tuple[float, float, int]:
 
 
 def compare(name_a: str, name_b: str, d: Interval, what: str = "") -> str:
-    """A sentence for a difference a - b: who is ahead and by how much, or 'no detectable
-    difference' when the interval contains 0."""
+    """A sentence for a difference a - b: who is ahead and by how much, or, when the interval
+    contains 0, that this interval cannot order them (not that they are equal: that needs an
+    equivalence test, sslnb.verdicts)."""
     on = f" {what}" if what else ""
     if not d.excludes_zero:
-        return (f"No detectable difference between {name_a} and {name_b}{on} "
-                f"({d.value:+.1f} points, {d.level:.0%} CI {d.low:+.1f} to {d.high:+.1f}, "
-                f"which contains 0).")
+        return (f"{name_a} minus {name_b}{on}: {d.value:+.1f} points ({d.level:.0%} CI "
+                f"{d.low:+.1f} to {d.high:+.1f}, which contains 0: this interval cannot order "
+                f"them).")
     ahead, behind, low, high = ((name_a, name_b, d.low, d.high) if d.value > 0
                                 else (name_b, name_a, -d.high, -d.low))
     by = f"by {abs(d.value):.1f} points ({d.level:.0%} CI {low:.1f} to {high:.1f})."

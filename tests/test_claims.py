@@ -1,285 +1,281 @@
-"""The claims' verdicts on constructed numbers, and the data-scale runs as the reports define them."""
+"""The claims' verdicts on constructed numbers (each word, each check, pairing, the family), the
+registered primaries' validation, and the data-scale runs as the reports define them."""
 import numpy as np
 import pytest
 import torch
 
 from sslnb.data import fraction_rows, load_split
+from sslnb.errors import ParamsError
 from sslnb.params import flatten, resolve
 from sslnb.report import claims, load
-from sslnb.stats import Interval
+from sslnb.report.primaries import registered
 from sslnb.train import Schedule
+from sslnb.verdicts import WORDS, Primary
 
 from conftest import ROOT
 
 N = 2000
 
 
-def correct(accuracy: float, seed: int) -> np.ndarray:
-    """N test images, exactly `accuracy` of them right, in a seeded order."""
-    c = np.zeros(N, dtype=bool)
-    c[:round(accuracy * N)] = True
-    return np.random.default_rng(seed).permutation(c)[None]
+def seeded(accuracies, seed: int, n_images: int = N) -> np.ndarray:
+    """(seeds, images) correctness, seed i exactly accuracies[i] right, in a seeded order."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for acc in accuracies:
+        c = np.zeros(n_images, dtype=bool)
+        c[:round(acc * n_images)] = True
+        rows.append(rng.permutation(c))
+    return np.stack(rows)
 
 
-def group(method: str, arch: str, probe: float, finetune: float | None = None, seed: int = 0,
-          epoch_time: float = 10.0, flops: float | None = None, start: float | None = None,
-          **depths: float) -> dict:
-    """A configuration as compare.summarise makes it: test correctness per evaluator, and a
-    curve across pretraining whose last point (100 steps) is the pretrained encoder. `start` is
-    the probe fine-tuning started from (depth 0); depths k1=..., k2=... its partial fine-tunings."""
-    c = {"pretrained/probe": correct(probe, seed)}
-    if finetune is not None:
-        c["pretrained/finetune"] = correct(finetune, seed + 100)
-    if start is not None:
-        c["pretrained/finetune_k0"] = correct(start, seed + 200)
-    for i, (k, acc) in enumerate(depths.items()):
-        c[f"pretrained/finetune_{k}"] = correct(acc, seed + 300 + i)
-    per_image = flops if flops is not None else epoch_time * 1e9
-    curve = [{"step": 0, "kind": "random_init", "train_flops": 0.0, "train_seconds": 0.0},
-             {"step": 100, "kind": "pretrained", "train_flops": 100 * per_image,
-              "train_seconds": 100 * epoch_time}]
-    return {"method": method, "architecture": arch, "model": f"{method} {arch}", "correct": c,
-            "labels": np.zeros(N), "params": resolve(None, {"method": method, "seed": seed}),
-            "test_set": "same images", "runs": [{}], "curve": curve,
-            "mean": {"isolated_epoch_time_s": epoch_time, "pretrain_images": 10000, "steps": 100,
-                     "train_flops_per_image": per_image},
-            "ci": {}}
+def group(name: str, method: str, probe, arch: str = "ViT", seed: int = 0, steps: int = 100,
+          flops: float = 1e9, images: int = 10000, val=(40.0, 20.0), gains=None,
+          correct: dict | None = None) -> dict:
+    """A configuration as compare.summarise makes it: `probe` one accuracy per seed, per-seed
+    runs with their val numbers (probe, random-init twin's probe, fine-tuning per depth)."""
+    probe = [probe] if np.isscalar(probe) else list(probe)
+    n = len(probe)
+    c = {"pretrained/probe": seeded(probe, seed)} if correct is None else correct
+    runs = [{"val_top1": val[0], "random_val_top1": val[1],
+             "finetune_val": {"0": 30.0, "1": 30.0 + (gains[i] if gains else 1.0)}}
+            for i in range(n)]
+    params = resolve(None, {"method": method, "train.batch_size": 32})
+    return {"group": name, "method": method, "architecture": arch, "model": f"{method} {arch}",
+            "encoder": "vit_tiny_patch16_224", "correct": c, "labels": np.zeros(N),
+            "params": params, "test_set": "same images", "runs": runs, "n": n,
+            "seeds": list(range(n)), "curve": [],
+            "mean": {"pretrain_images": images, "steps": steps, "train_flops": flops * steps,
+                     "train_flops_per_image": flops}, "ci": {}}
 
 
-def snapshot(g: dict, step: int, accuracy: float, seed: int) -> dict:
-    """Add a kept snapshot at `step` (FLOPs and seconds in proportion) with its probe accuracy."""
-    end = g["curve"][-1]
-    g["curve"].insert(-1, {"step": step, "kind": f"step_{step}",
-                           "train_flops": end["train_flops"] * step / end["step"],
-                           "train_seconds": end["train_seconds"] * step / end["step"]})
-    g["correct"][f"step_{step}/probe"] = correct(accuracy, seed)
-    return g
+def primary(claim="probe", a="sim", b="mae", metric="probe", budget="steps", direction=1):
+    return Primary(claim, a, b, metric, budget, direction)
 
 
-def verdict_of(groups: list[dict], claim: str) -> dict:
-    """The claim's result as the report states it (Holm-adjusted over the family)."""
-    return next(r for r in claims.evaluate_claims(groups) if r["claim"] == claim)
+def decide(groups, *primaries) -> dict:
+    """{claim: result} for the registered primaries."""
+    return {r["claim"]: r for r in claims.evaluate_claims(groups, list(primaries))}
 
 
-def test_verdict_reads_the_interval():
-    assert claims.verdict(Interval(5.0, 2.0, 8.0)) == claims.SUPPORTED
-    assert claims.verdict(Interval(-5.0, -8.0, -2.0)) == claims.CONTRADICTED
-    assert claims.verdict(Interval(1.0, -1.0, 3.0)) == claims.NO_DIFFERENCE
-    assert claims.verdict(Interval(-5.0, -8.0, -2.0), claimed_sign=-1) == claims.SUPPORTED
-    assert claims.combine([claims.SUPPORTED, claims.SUPPORTED]) == claims.SUPPORTED
-    assert claims.combine([claims.SUPPORTED, claims.NO_DIFFERENCE]) == claims.MIXED
-    assert claims.combine([]) == claims.NOT_TESTED
+def shared_pair(diff: float, n: int = 6, flip: float = 0.0, sd: float = 0.01, seed: int = 0,
+                jitter: float = 0.005):
+    """SimCLR and MAE on one encoder with shared seeds: each seed's effect (sd) is common to
+    both arms (the paired analysis removes it); SimCLR's images differ from MAE's in a fraction
+    `flip` of them, and its accuracy by `diff` plus a seed's own `jitter`."""
+    rng = np.random.default_rng(seed)
+    base = 0.5 + rng.normal(0, sd, n)
+    own = rng.normal(0, jitter, n)
+    mae = seeded(base, seed)
+    sim = mae.copy()
+    out = rng.random(mae.shape) < flip  # images whose answer is redrawn
+    sim[out] = rng.random(out.sum()) < 0.5
+    for i in range(n):  # then move SimCLR's accuracy by diff, image by image
+        k = round((base[i] + diff + own[i] - sim[i].mean()) * N)
+        idx = np.flatnonzero(~sim[i] if k > 0 else sim[i])[:abs(k)]
+        sim[i, idx] = k > 0
+    return (group("sim", "simclr", list(sim.mean(1)), correct={"pretrained/probe": sim}),
+            group("mae", "mae", list(mae.mean(1)), correct={"pretrained/probe": mae}))
 
 
-@pytest.mark.parametrize("simclr, mae, want", [
-    (0.60, 0.45, claims.SUPPORTED), (0.40, 0.55, claims.CONTRADICTED),
-    (0.50, 0.50, claims.NO_DIFFERENCE)])
-def test_probe_claim_on_the_same_encoder(simclr, mae, want):
-    groups = [group("mae", "ViT", mae, seed=1), group("simclr", "ViT", simclr, seed=2)]
-    r = verdict_of(groups, "probe")
-    assert r["verdict"] == want and not r["confounded"]
-    assert len(r["lines"]) == 1 and "Holm-adjusted" in r["lines"][0]
+@pytest.mark.parametrize("diff, flip, n, want", [
+    (0.05, 0.2, 6, "supported"),       # +5 points, paired: the adjusted interval excludes 0
+    (-0.05, 0.2, 6, "contradicted"),   # against the claim
+    (0.0, 0.02, 6, "equivalent"),      # nearly the same answers: inside +-2 at 90%
+])
+def test_each_verdict_word(diff, flip, n, want):
+    sim, mae = shared_pair(diff, n, flip)
+    r = decide([sim, mae], primary())["probe"]
+    assert r["verdict"] == want, r["sentence"]
+    assert r["sentence"].lower().startswith(want)
+    assert r["mde"] > 0 and r["power"]["n"] == n and r["power"]["paired"]
 
 
-def test_probe_claim_without_a_same_encoder_pair_is_not_tested():
-    """SimCLR on a ResNet far ahead, but on the shared ViT MAE is ahead: contradicted. Without
-    the shared ViT the pair changes objective and architecture together: not tested, the
-    confounded difference shown and labelled."""
-    groups = [group("mae", "ViT", 0.50, seed=1), group("simclr", "ViT", 0.35, seed=2),
-              group("simclr", "ResNet", 0.80, seed=3)]
-    assert verdict_of(groups, "probe")["verdict"] == claims.CONTRADICTED
-    alone = verdict_of([groups[0], groups[2]], "probe")
-    assert alone["verdict"] == claims.NOT_TESTED and alone["confounded"]
-    assert "objective and encoder both differ" in alone["lines"][0]
-    text = claims.markdown([alone])
-    assert "Verdict: not tested" in text and claims.WHY_NOT_TESTED in text
+def test_inconclusive_states_what_the_design_could_detect():
+    """Two seeds whose differences disagree (+3 and -4 points): the interval contains 0 and
+    reaches past +-2, and the verdict says how large an effect this design would detect."""
+    sim = group("sim", "simclr", [0.53, 0.46], seed=1)
+    mae = group("mae", "mae", [0.50, 0.50], seed=2)
+    r = decide([sim, mae], primary())["probe"]
+    assert r["verdict"] == "inconclusive", r["sentence"]
+    assert f"detects {r['mde']:.1f} points with 80% power" in r["sentence"]
+    assert r["mde"] > 10  # one degree of freedom
+    assert "no detectable difference" not in r["sentence"].lower()
 
 
-def test_each_verdict_says_what_it_was_decided_on():
-    """The data, each configuration's steps and batch, and the seeds, in the Claims section; the
-    models, steps and seeds in the abstract's short form; nothing for an untested claim."""
-    groups = [group("mae", "ViT", 0.45, seed=1), group("simclr", "ViT", 0.60, seed=2)]
-    for g in groups:
-        g["n"] = 3
-    r = verdict_of(groups, "probe")
-    assert r["scope"].startswith("Decided on 10,000 generated 32px images"), r["scope"]
-    assert "mae ViT (100 steps of 256 images) and simclr ViT (100 steps of 256 images), 3 seeds " \
-           "each." in r["scope"], r["scope"]
-    assert r["short_scope"] == "mae ViT and simclr ViT, 100 steps, 3 seeds each"
-    assert r["scope"] in claims.markdown([r])
-    assert verdict_of(groups, "data")["scope"] == ""
+def test_a_failed_check_makes_the_test_invalid_with_its_numbers():
+    sim, mae = shared_pair(0.05)
+    for run in mae["runs"]:
+        run.update(val_top1=19.0, random_val_top1=20.0)  # no better than random init on val
+    r = decide([sim, mae], primary())["probe"]
+    assert r["verdict"] == "invalid test"
+    assert "mae ViT did not learn at this budget" in r["sentence"] and "-1.0 points" in r["sentence"]
+    assert [c["passed"] for c in r["checks"]] == [True, False]
+    assert r["family"] == 0  # an invalid primary leaves the Holm family
 
 
-def test_verdicts_read_the_holm_adjusted_intervals():
-    """SimCLR 3.5 points ahead on the same ViT: alone that interval excludes 0 (p ~ 0.03), but it
-    is one of a family of three deciding differences (with claim 4's two readings), and Holm
-    at 0.05/3 does not reject it: no detectable difference, the line showing the adjusted level."""
-    groups = [group("mae", "ViT", 0.500, seed=1, epoch_time=5),
-              group("simclr", "ViT", 0.535, seed=2, epoch_time=20)]
-    raw = claims.probe_claim(groups)["entries"][0]["interval"]
-    assert raw.excludes_zero and 0.0167 < raw.p_value < 0.05
-    r = verdict_of(groups, "probe")
-    assert r["family"] == 3 and r["verdict"] == claims.NO_DIFFERENCE
-    assert "98.3% CI" in r["lines"][0] and "Holm-adjusted" in r["lines"][0]
-    assert r["deciding"][0]["p_unadjusted"] == pytest.approx(raw.p_value)
+def test_finetuning_that_lowers_the_probe_invalidates_claim_2():
+    k1 = "pretrained/finetune_k1"
+    c = lambda s, acc: {"pretrained/probe": seeded([0.5] * 3, s),  # noqa: E731
+                        "pretrained/finetune_k0": seeded([0.5] * 3, s + 1),
+                        k1: seeded([acc] * 3, s + 2)}
+    mae = group("mae", "mae", [0.5] * 3, correct=c(0, 0.55), gains=[1.0, 0.5, 2.0])
+    sim = group("sim", "simclr", [0.5] * 3, correct=c(10, 0.52), gains=[-3.0, -2.0, -4.0])
+    p = primary("finetune", "mae", "sim", "finetune_gain_k1")
+    r = decide([mae, sim], p)["finetune"]
+    assert r["verdict"] == "invalid test"
+    assert "fine-tuning lowers accuracy at this size" in r["sentence"]
+    assert "simclr ViT: fine-tuned minus its starting probe -3.0 points on val" in r["sentence"]
+    for run in sim["runs"]:
+        run["finetune_val"]["1"] = 31.0
+    r = decide([mae, sim], p)["finetune"]
+    assert r["verdict"] != "invalid test" and r["deciding"]["value"] == pytest.approx(3.0, abs=0.01)
 
 
-@pytest.mark.parametrize("mae_ft, sim_ft, want", [
-    (0.70, 0.52, claims.SUPPORTED),      # MAE +20, SimCLR +2
-    (0.52, 0.70, claims.CONTRADICTED),   # MAE +2, SimCLR +20
-    (0.60, 0.60, claims.NO_DIFFERENCE)])  # both +10
-def test_finetune_claim_is_a_difference_of_gains(mae_ft, sim_ft, want):
-    """Each gain is measured from the probe fine-tuning started from, on the same labelled
-    images (depth 0); without that probe a gain compares different label sets: shown, no verdict."""
-    groups = [group("mae", "ViT", 0.45, mae_ft, seed=1, start=0.50),
-              group("simclr", "ViT", 0.55, sim_ft, seed=2, start=0.50)]
-    assert verdict_of(groups, "finetune")["verdict"] == want
-    unequal_labels = [group("mae", "ViT", 0.50, mae_ft, seed=1),
-                      group("simclr", "ViT", 0.50, sim_ft, seed=2)]
-    r = verdict_of(unequal_labels, "finetune")
-    assert r["verdict"] == claims.NOT_TESTED and not r["deciding"]
-    assert all("different labelled images" in line for line in r["lines"])
+@pytest.mark.parametrize("change, why", [
+    (dict(arch="ResNet-18"), "differs in encoder"),
+    (dict(images=2500), "differs in pretraining set"),
+    (dict(steps=200), "the budgets differ"),
+])
+def test_a_pair_that_differs_in_more_than_the_claims_factor_is_not_tested(change, why):
+    sim = group("sim", "simclr", [0.6, 0.61, 0.62], seed=1, **change)
+    mae = group("mae", "mae", [0.5, 0.51, 0.52], seed=2)
+    r = decide([sim, mae], primary())["probe"]
+    assert r["verdict"] == "not tested" and why in r["sentence"]
 
 
-def test_finetune_depths_that_disagree_give_mixed():
-    """MAE gains 20 points from its last block and 5 end to end; SimCLR 2 and 20: supported at
-    one depth, contradicted at the other, so mixed, every depth stated."""
-    groups = [group("mae", "ViT", 0.50, 0.55, seed=1, start=0.50, k1=0.70),
-              group("simclr", "ViT", 0.50, 0.70, seed=2, start=0.50, k1=0.52)]
-    r = verdict_of(groups, "finetune")
-    assert r["verdict"] == claims.MIXED and len(r["deciding"]) == 2
-    assert any("last 1 block" in d["text"] for d in r["deciding"])
-    assert any("all blocks" in d["text"] for d in r["deciding"])
-    agree = [group("mae", "ViT", 0.50, 0.70, seed=1, start=0.50, k1=0.68),
-             group("simclr", "ViT", 0.50, 0.52, seed=2, start=0.50, k1=0.51)]
-    assert verdict_of(agree, "finetune")["verdict"] == claims.SUPPORTED
+def test_flops_budget_needs_a_run_trained_to_the_other_ones_flops():
+    sim = group("sim", "simclr", [0.6, 0.61], steps=100, flops=6e9)
+    mae = group("mae", "mae", [0.5, 0.51], steps=500, flops=1e9)
+    p = primary("efficiency", "mae", "sim", budget="flops")
+    assert decide([sim, mae], p)["efficiency"]["verdict"] == "not tested"
+    sim["mean"]["train_flops"] = 1.02 * mae["mean"]["train_flops"]  # within 5%
+    assert decide([sim, mae], p)["efficiency"]["verdict"] in WORDS[:4]
 
 
-def test_probe_claim_whose_sign_changes_with_the_budget_depends_on_it():
-    """Equal steps, SimCLR 3x MAE's FLOPs per step: at the end SimCLR leads by 10 points (equal
-    steps and equal time: one reading), but read at MAE's FLOPs (SimCLR's snapshot at step 30,
-    90% of them) it trails by 10: depends on budget, each reading with the snapshot it used."""
-    mae = group("mae", "ViT", 0.50, seed=1, flops=1e9, epoch_time=10)
-    sim = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 30, 0.40, 3)
-    r = verdict_of([mae, sim], "probe")
-    assert r["verdict"] == claims.DEPENDS and len(r["deciding"]) == 2
-    texts = [d["text"] for d in r["deciding"]]
-    assert any("optimizer steps and pretraining time" in t for t in texts)
-    assert any("training FLOPs" in t and "step 30" in t for t in texts)
-    assert "Verdict: depends on budget" in claims.markdown([r])
-    both_ahead = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 30,
-                          0.58, 3)
-    assert verdict_of([mae, both_ahead], "probe")["verdict"] == claims.SUPPORTED
+def test_a_claim_without_a_primary_is_not_tested_and_readings_decide_nothing():
+    sim, mae = shared_pair(0.05)
+    results = claims.evaluate_claims([sim, mae])
+    assert [r["verdict"] for r in results] == ["not tested"] * 4
+    probe = results[0]
+    assert probe["lines"] and all("decides nothing" in line for line in probe["lines"])
 
 
-def test_a_budget_without_a_near_snapshot_is_not_read():
-    """SimCLR's only snapshot before its end holds 30% of MAE's FLOPs: the FLOPs reading would be
-    extrapolated, so it is listed as not read and the verdict rests on the readings matched."""
-    mae = group("mae", "ViT", 0.50, seed=1, flops=1e9, epoch_time=10)
-    sim = snapshot(group("simclr", "ViT", 0.60, seed=2, flops=3e9, epoch_time=10), 10, 0.20, 3)
-    r = verdict_of([mae, sim], "probe")
-    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
-    assert any("training FLOPs: not read (simclr ViT kept no snapshot between 0.08 TFLOP and 0.1 "
-               "TFLOP" in line for line in r["lines"]), r["lines"]
-    sim["mean"]["epochs_contended"] = 1  # a clock that shared its cores is never read
-    assert any("pretraining time: not read" in line for line in
-               verdict_of([mae, sim], "probe")["lines"])
+def test_the_primary_is_not_repeated_among_the_readings():
+    sim, mae = shared_pair(0.05)
+    r = decide([sim, mae], primary())["probe"]
+    assert not any("each at the end of its pretraining" in line for line in r["lines"])
 
 
-def sweep_group(method: str, images: int, epochs: int, probe: float, seed: int) -> dict:
-    g = group(method, "ViT", probe, seed=seed)
-    g["params"] = resolve(None, {"method": method, "train.epochs": epochs,
-                                 "data.pretrain_fraction": images / 10000})
-    g["mean"].update(pretrain_images=images, steps=images * epochs // 100)
-    return g
+def test_paired_seeds_are_analysed_paired_and_cross_encoder_unpaired():
+    """Shared seed effects (sd 3 points, common to both arms) cancel in the paired difference;
+    the same numbers on different encoders cannot be paired, and their interval is wider."""
+    sim, mae = shared_pair(0.03, n=6, flip=0.2, sd=0.03)
+    paired = decide([sim, mae], primary())["probe"]
+    assert paired["power"]["paired"]
+    other = {**sim, "architecture": "ResNet-18"}
+    d_paired = claims._contrast(sim, mae, "probe")
+    d_unpaired = claims._contrast(other, mae, "probe")
+    assert d_unpaired.high - d_unpaired.low > 2 * (d_paired.high - d_paired.low)
+    # one seed part, the n - 1 df of the per-seed differences (the images' part has inf df)
+    assert [df for _, df in d_paired.parts if df != float("inf")] == [5]
+    assert sorted(df for _, df in d_unpaired.parts if df != float("inf")) == [5, 5]
 
 
-def test_data_claim_decides_at_equal_steps_only():
-    """The full set (10 epochs) against a quarter run 40 epochs (equal steps) decides; the quarter
-    run 10 epochs (a quarter of the steps) is shown, labelled, and decides nothing, however large
-    its difference."""
-    full = sweep_group("mae", 10000, 10, 0.50, 1)
-    equal_steps = sweep_group("mae", 2500, 40, 0.49, 2)
-    same_epochs = sweep_group("mae", 2500, 10, 0.30, 3)
-    r = verdict_of([full, equal_steps, same_epochs], "data")
-    assert r["verdict"] == claims.NO_DIFFERENCE and len(r["deciding"]) == 1
-    assert "both 1,000 steps" in r["deciding"][0]["text"]
-    assert any("1,000 vs 250 steps" in line and "decides nothing" in line for line in r["lines"])
-    assert verdict_of([full, same_epochs], "data")["verdict"] == claims.NOT_TESTED
-    assert claims.main_groups([full, equal_steps, same_epochs]) == [full]
+def test_holm_family_adjusts_over_the_valid_primaries():
+    sim, mae = shared_pair(0.05, flip=0.2)
+    small = group("small", "mae", list(mae["correct"]["pretrained/probe"].mean(1)), images=500,
+                  correct={"pretrained/probe": mae["correct"]["pretrained/probe"][:, ::-1]})
+    out = decide([sim, mae, small], primary(),
+                 primary("data", "mae", "small", "probe"))
+    assert out["probe"]["family"] == 2
+    # Holm: the smaller p-value at 1 - 0.05/2, the other (not rejected) at 1 - 0.05
+    assert out["probe"]["deciding"]["level"] == pytest.approx(0.975)
+    assert out["data"]["deciding"]["level"] == pytest.approx(0.95)
 
 
-def test_efficiency_trade_off():
-    """MAE cheaper per epoch and SimCLR more accurate: a trade-off (supported); MAE cheaper and
-    more accurate: no trade-off (contradicted)."""
-    trade = [group("mae", "ViT", 0.40, seed=1, epoch_time=5),
-             group("simclr", "ViT", 0.60, seed=2, epoch_time=20)]
-    assert verdict_of(trade, "efficiency")["verdict"] == claims.SUPPORTED
-    dominated = [group("mae", "ViT", 0.60, seed=1, epoch_time=5),
-                 group("simclr", "ViT", 0.40, seed=2, epoch_time=20)]
-    assert verdict_of(dominated, "efficiency")["verdict"] == claims.CONTRADICTED
+def test_one_comparison_cannot_enter_the_family_twice():
+    groups = {"sim", "mae"}
+    twice = {"probe": {"a": "sim", "b": "mae", "metric": "probe", "budget": "steps"},
+             "efficiency": {"a": "mae", "b": "sim", "metric": "probe", "budget": "steps",
+                            "direction": -1}}
+    with pytest.raises(ParamsError, match="register the same comparison"):
+        registered(twice, groups, "r.yaml")
+    with pytest.raises(ValueError):
+        decide([], primary(), primary("efficiency", "mae", "sim", direction=-1))
 
 
-def test_efficiency_reads_flops_and_isolated_time_never_a_contended_clock():
-    """MAE fewer FLOPs but slower alone: the two readings disagree on which is cheaper, so the
-    verdict is mixed; with no isolated clock only FLOPs decide."""
-    split = [group("mae", "ViT", 0.40, seed=1, epoch_time=30, flops=1e9),
-             group("simclr", "ViT", 0.60, seed=2, epoch_time=20, flops=4e9)]
-    r = verdict_of(split, "efficiency")
-    assert r["verdict"] == claims.MIXED and len(r["deciding"]) == 2
-    assert any("FLOPs" in line for line in r["lines"]) and any("isolated" in line for line in r["lines"])
-    for g in split:
-        del g["mean"]["isolated_epoch_time_s"]  # every epoch shared its cores
-    r = verdict_of(split, "efficiency")
-    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
-    same = [group("mae", "ViT", 0.40, seed=1, epoch_time=30, flops=1.00e9),
-            group("simclr", "ViT", 0.60, seed=2, epoch_time=45, flops=1.02e9)]
-    r = verdict_of(same, "efficiency")  # equal FLOPs name no cheaper method: time decides
-    assert r["verdict"] == claims.SUPPORTED and len(r["deciding"]) == 1
-    assert any("about the same" in line and "decides nothing" in line for line in r["lines"])
+@pytest.mark.parametrize("raw, message", [
+    ({"speed": {}}, "unknown claim"),
+    ({"probe": {"a": "sim", "b": "mae", "metric": "probe"}}, "must be a mapping with"),
+    ({"probe": {"a": "sim", "b": "nope", "metric": "probe", "budget": "steps"}},
+     "names 'nope', which is not a configuration"),
+    ({"probe": {"a": "sim", "b": "mae", "metric": "accuracy", "budget": "steps"}},
+     "accepted: probe, knn"),
+    ({"probe": {"a": "sim", "b": "mae", "metric": "probe", "budget": "time"}},
+     "accepted: steps"),
+    ({"probe": {"a": "sim", "b": "mae", "metric": "probe", "budget": "steps", "delta": 0}},
+     "positive number"),
+])
+def test_registered_primaries_are_checked_with_a_clear_error(raw, message):
+    with pytest.raises(ParamsError, match=message) as e:
+        registered(raw, {"sim", "mae"}, "params/report/x.yaml")
+    assert "params/report/x.yaml: primaries." in str(e.value)
 
 
-def test_untested_claims_say_so():
-    results = claims.evaluate_claims([group("mae", "ViT", 0.5)])
-    assert [r["verdict"] for r in results] == [claims.NOT_TESTED] * 4
-    assert not claims.any_tested(results)
+def test_the_claims_report_registers_one_primary_per_claim():
+    spec = load(ROOT / "params" / "report" / "claims.yaml")
+    assert [p.claim for p in spec["primaries"]] == list(claims.CLAIMS)
+    seeds = {}
+    for r in spec["runs"]:
+        seeds.setdefault(r["group"], []).append(r["seed"])
+    for p in spec["primaries"]:  # each primary's arms at the planned seeds, the same for both
+        assert len(seeds[p.a]) >= 5 and seeds[p.a] == seeds[p.b], p
 
 
-@pytest.mark.parametrize("report,swept", [("claims", 4), ("imagenet100_claims", 6)])
-def test_data_scale_runs_differ_only_in_the_pretraining_set(report, swept):
+# The data-scale runs as the reports define them ------------------------------------------------
+def _groups_of(report: str) -> list[dict]:
     spec = load(ROOT / "params" / "report" / f"{report}.yaml")
-    params = [p for p in (resolve(r["params"], r["set"]) for r in spec["runs"]) if p["seed"] == 0]
-    groups = [{"params": p, "mean": {"pretrain_images": i}} for i, p in enumerate(params)]
-    found = claims.sweeps(groups)
-    assert len(found) == 2  # one per method swept
+    params = [resolve(r["params"], r["set"]) for r in spec["runs"] if r["seed"] in (0, None)]
+    return [{"params": p, "mean": {"pretrain_images": len(load_split(p["data"], "pretrain"))}}
+            for p in params]
+
+
+@pytest.mark.parametrize("report,swept", [("claims", 2), ("tiny", 2)])
+def test_data_scale_runs_differ_only_in_the_pretraining_set_and_train_for_the_same_steps(
+        report, swept):
+    """Claim 3 is decided at equal optimizer steps: a smaller pretraining set gets the full
+    set's steps and warm-up steps (counted on the images it really has), and differs from it in
+    nothing else that pretraining reads."""
+    found = claims.sweeps(_groups_of(report))
+    assert sum(len(s) for s in found) == swept  # and no other runs mistaken for a sweep
     for sweep in found:
         flat = [flatten(g["params"]) for g in sweep]
         for f in flat[1:]:
             differing = {k for k in f if f[k] != flat[0][k]}
             pretraining_set = {"data.pretrain_fraction", "data.pretrain_classes"}
-            # besides the set: only the run's name, its length (a smaller set may run more
-            # epochs for the same steps) and whether (and how) it is fine-tuned
             assert all(k in pretraining_set or k == "name" or k in claims.SCHEDULE
                        or k.startswith("eval.finetune_") for k in differing), differing
             assert differing & pretraining_set
-    # and the other runs are not mistaken for a sweep
-    assert sum(len(s) for s in found) == swept
-
-
-def test_the_claims_sweep_trains_every_set_for_the_same_steps():
-    """Claim 3 is decided at equal optimizer steps: each smaller pretraining set of the claims
-    report gets the full set's steps and warm-up steps (counted on the images it really has)."""
-    spec = load(ROOT / "params" / "report" / "claims.yaml")
-    params = [resolve(r["params"], r["set"]) for r in spec["runs"]]
-    groups = [{"params": p, "mean": {"pretrain_images": len(load_split(p["data"], "pretrain"))}}
-              for p in params]
-    found = claims.sweeps(groups)
-    assert len(found) == 2 and all(len({g["mean"]["pretrain_images"] for g in s}) == 2
-                                   for s in found)
-    for sweep in found:
         schedules = {(s.total_steps, s.warmup_steps) for s in (
             Schedule.of(g["mean"]["pretrain_images"], g["params"]["train"], 1) for g in sweep)}
         assert len(schedules) == 1, schedules
+
+
+def test_the_flops_matched_run_has_its_own_complete_schedule():
+    """Claim 4's SimCLR arm is trained to MAE's training FLOPs (within 5%), its warm-up the same
+    share of its schedule as MAE's, ending annealed (not a snapshot of a longer run)."""
+    from sslnb import methods
+    spec = load(ROOT / "params" / "report" / "claims.yaml")
+    p = next(p for p in spec["primaries"] if p.claim == "efficiency")
+    runs = {r["group"]: resolve(r["params"], r["set"]) for r in spec["runs"] if r["seed"] == 0}
+    cost, share = {}, {}
+    for side in (p.a, p.b):
+        q = runs[side]
+        s = Schedule.of(len(load_split(q["data"], "pretrain")), q["train"], 1)
+        cost[side] = methods.train_flops_per_image(q) * s.total_steps * s.images_per_step
+        share[side] = s.warmup_steps / s.total_steps
+    assert abs(cost[p.b] / cost[p.a] - 1) < claims.FLOPS_TOLERANCE
+    assert share[p.b] == pytest.approx(share[p.a], abs=0.01)
 
 
 def test_a_pretraining_fraction_is_a_stratified_nested_subset():

@@ -1,24 +1,28 @@
-"""The study's four claims, each tested on what a report contains: the comparison that decides it,
-a paired bootstrap interval, and a verdict read off the interval. Nothing here is typed per
+"""The study's four claims, each decided on the one primary comparison a report registers for it
+(its params' `primaries`, sslnb.report.primaries) and nothing else: the two configurations'
+difference on the metric, paired seed by seed where they share an encoder and seeds (Welch-
+Satterthwaite df otherwise), Holm-adjusted over the primaries, its validity checks read on val,
+and a verdict in sslnb.verdicts' words with the minimum detectable effect beside it. Every other
+reading is exploratory: shown, unadjusted, labelled, deciding nothing. Nothing here is typed per
 report: the quotes are the study's, every number and verdict comes from the runs.
-
-Verdicts: `supported` (the interval excludes 0 on the claimed side), `contradicted` (it excludes 0
-on the other side), `no detectable difference` (it contains 0), `mixed` (the comparisons that
-decide a claim disagree), `depends on budget` (claim 1 read at matched steps, FLOPs and time
-disagrees) and `not tested` (the report lacks the runs that would decide it).
 """
 from __future__ import annotations
 
 import json
 
-from .. import encoders, methods
+import dataclasses
+import math
+
+import numpy as np
+
+from .. import encoders, methods, verdicts as vd
 from ..params import flatten
-from ..stats import Interval, contrast_interval, holm
+from ..stats import Interval, _quantile, contrast_interval, holm
 from .costs import time_cell
 from .wording import data_description, listing, plural
 
-SUPPORTED, CONTRADICTED, NO_DIFFERENCE = "supported", "contradicted", "no detectable difference"
-MIXED, NOT_TESTED, DEPENDS = "mixed", "not tested", "depends on budget"
+NOT_TESTED = "not tested"
+EXPLORATORY = "exploratory, unadjusted: decides nothing"
 
 # The study's closing observations, quoted, and what its full scale could change (prose only).
 CLAIMS = {
@@ -48,20 +52,6 @@ FULL_SCALE = {
     "efficiency": ("On a GPU, time follows FLOPs more closely than on this CPU; the FLOPs per "
                    "image of the full-scale configurations are below."),
 }
-
-
-def verdict(d: Interval, claimed_sign: int = 1) -> str:
-    """supported / contradicted / no detectable difference, for a claim that d has claimed_sign."""
-    if not d.excludes_zero:
-        return NO_DIFFERENCE
-    return SUPPORTED if (d.value > 0) == (claimed_sign > 0) else CONTRADICTED
-
-
-def combine(verdicts: list[str], disagree: str = MIXED) -> str:
-    """One verdict of several comparisons: theirs when they agree, else `disagree`."""
-    if not verdicts:
-        return NOT_TESTED
-    return verdicts[0] if len(set(verdicts)) == 1 else disagree
 
 
 # Which runs are which ------------------------------------------------------------------------
@@ -128,22 +118,29 @@ MASKED, CONTRASTIVE = "masked image modelling", "contrastive"
 
 
 def _by_method_and_encoder(groups: list[dict]) -> dict[tuple, dict]:
-    """{(method, encoder): group} of the main groups."""
-    return {(g["method"], _encoder_key(g)): g for g in main_groups(groups)}
+    """{(method, encoder): group} of the main groups; of several schedules of one method on one
+    encoder (a run trained to another's FLOPs), the longest."""
+    out: dict[tuple, dict] = {}
+    for g in main_groups(groups):
+        key = (g["method"], _encoder_key(g))
+        if key not in out or steps(g) > steps(out[key]):
+            out[key] = g
+    return out
 
 
 def _objective(method: str) -> str:
     return methods.get(method).objective
 
 
-# The four tests ------------------------------------------------------------------------------
-# Each test returns entries {text, interval, decides, sign}: the intervals that decide its verdict
-# (a family across the four claims, Holm-adjusted together in evaluate_claims) and descriptive
-# ones shown beside them (unadjusted, labelled).
+# Exploratory readings ----------------------------------------------------------------------
+# Each returns entries {text, interval, note, sig}: shown unadjusted beside a claim's primary,
+# deciding nothing; `sig` (the two configurations and the metric) drops a reading that is the
+# primary itself, so no difference is stated twice.
 def _diff(a: dict, b: dict, key: str) -> Interval | None:
     """a - b for two configurations (independent seeds) on the same test set."""
     if key in a["correct"] and key in b["correct"] and a.get("test_set") == b.get("test_set"):
-        return contrast_interval([[(1.0, a["correct"][key])], [(-1.0, b["correct"][key])]])
+        return contrast_interval([[(1.0, a["correct"][key])], [(-1.0, b["correct"][key])]],
+                                 welch=True)
     return None
 
 
@@ -154,14 +151,15 @@ def _line(text: str, d: Interval, note: str = "") -> str:
             + ")")
 
 
-def _entry(text: str, d: Interval, decides: bool, sign: int = 1, note: str = "unadjusted",
-           groups: tuple = ()) -> dict:
-    """One comparison; `groups` are the configurations a deciding one reads (its scope)."""
-    return {"text": text, "interval": d, "decides": decides, "sign": sign, "note": note,
-            "groups": groups}
+def _entry(text: str, d: Interval | None, sig: tuple = (), note: str = EXPLORATORY) -> dict:
+    return {"text": text, "interval": d, "note": note, "sig": sig}
 
 
-CONFOUNDED = "objective and encoder both differ: shown, not used for the verdict"
+def _sig(a: dict, b: dict, metric: str) -> tuple:
+    return frozenset((a["group"], b["group"])), metric
+
+
+CONFOUNDED = "objective and encoder both differ; exploratory, unadjusted: decides nothing"
 # The budgets a same-encoder pair is read at, from the curves across pretraining (each point a
 # kept snapshot): (name, curve key, how a budget is printed).
 BUDGETS = (("optimizer steps", "step", lambda v: f"{v:,.0f} steps"),
@@ -181,7 +179,8 @@ def budget_readings(a: dict, b: dict) -> list[dict]:
     """b - a under the probe at each budget both reached: each run read at its last snapshot
     within the smaller run's budget (its end, or a kept snapshot before it: never extrapolated).
     Readings of the same two snapshots merge; a budget whose nearest snapshot is below MATCHED
-    of it, or a clock that shared its cores, is listed and decides nothing."""
+    of it, or a clock that shared its cores, is listed and not read. A snapshot read mid-schedule
+    is half-annealed: these readings are exploratory curves, never a primary."""
     readings = []
     for name, axis, show in BUDGETS:
         if axis == "train_seconds" and any(g["mean"].get("epochs_contended") for g in (a, b)):
@@ -195,7 +194,7 @@ def budget_readings(a: dict, b: dict) -> list[dict]:
         short = [g for g, pt in ((a, pa), (b, pb)) if pt is None or pt[axis] < MATCHED * budget]
         if short:
             readings.append({"name": name, "skip": f"{short[0]['model']} kept no snapshot between "
-                             f"{show(MATCHED * budget)} and {show(budget)}: keep more snapshots"})
+                             f"{show(MATCHED * budget)} and {show(budget)}"})
             continue
         keys = (f"{pa['kind']}/probe", f"{pb['kind']}/probe")
         same = next((r for r in readings if r.get("keys") == keys), None)
@@ -219,31 +218,27 @@ def _pairs(groups: list[dict]):
                 yield masked, contrastive, enc == enc2
 
 
-def probe_claim(groups: list[dict]) -> dict:
-    """SimCLR minus MAE under the linear probe on the same encoder decides, read at matched
-    optimizer steps, training FLOPs and pretraining time (the verdict holds when the readings
-    agree, else it depends on the budget). A pair on different encoders (the study's
-    comparison) changes objective and architecture together, so alone it leaves the claim not
-    tested, and is shown labelled."""
+def probe_readings(groups: list[dict]) -> list[dict]:
+    """SimCLR minus MAE under the probe: each pair at the end of its pretraining (a pair on
+    different encoders changes objective and architecture together, and says so), and a
+    same-encoder pair at the budgets its snapshots allow."""
     entries = []
     for mae, sim, same_encoder in _pairs(groups):
+        d = _diff(sim, mae, "pretrained/probe")
+        if d is not None:
+            entries.append(_entry(f"{sim['model']} - {mae['model']}, each at the end of its "
+                                  f"pretraining", d, _sig(sim, mae, "probe"),
+                                  EXPLORATORY if same_encoder else CONFOUNDED))
         if not same_encoder:
-            d = _diff(sim, mae, "pretrained/probe")
-            if d is not None:
-                entries.append(_entry(f"{sim['model']} - {mae['model']}, each at the end of its "
-                                      f"pretraining", d, False, note=CONFOUNDED))
             continue
         for r in budget_readings(mae, sim):
-            if "skip" in r:
-                entries.append({"text": f"at matched {r['name']}: not read ({r['skip']})"})
-                continue
+            if "skip" in r or r["keys"] == ("pretrained/probe", "pretrained/probe"):
+                continue  # no snapshot near the budget, or the end-of-pretraining reading above
             d = contrast_interval([[(1.0, sim["correct"][r["keys"][1]])],
-                                   [(-1.0, mae["correct"][r["keys"][0]])]])
-            entries.append(_entry(f"at matched {r['name']}: {r['where'][0]} - {r['where'][1]}",
-                                  d, True, groups=(mae, sim)))
-    confounded = bool(entries) and not any(e.get("decides") for e in entries)
-    return {"entries": entries, "confounded": confounded, "disagree": DEPENDS,
-            "evidence": [("Table", "objective")]}
+                                   [(-1.0, mae["correct"][r["keys"][0]])]], welch=True)
+            entries.append(_entry(f"at matched {r['name']}, read off snapshots: "
+                                  f"{r['where'][0]} - {r['where'][1]}", d))
+    return entries
 
 
 STARTING_PROBE = "pretrained/finetune_k0"  # the probe fine-tuning starts from, on its images
@@ -259,136 +254,274 @@ def finetune_depths(g: dict) -> list[tuple[str, str]]:
     return out + ([(f"all {unit}s", "pretrained/finetune")] if "pretrained/finetune" in c else [])
 
 
-def finetune_claim(groups: list[dict]) -> dict:
-    """At every depth, (MAE fine-tuned - the probe it started from) - (the same for SimCLR) on
-    the same encoder decides, each side paired seed by seed within its runs; a gain is measured
-    against the probe trained on the very labelled images fine-tuning used (its starting head).
-    The verdict holds when the depths agree, else mixed. Runs without that probe (fine-tuning
-    and the probe on different label sets) are shown and decide nothing."""
-    table = _by_method_and_encoder(groups)
+def _gain_metric(key: str) -> str:
+    return "finetune_gain" if key == "pretrained/finetune" else \
+        f"finetune_gain_k{key.rsplit('_k', 1)[1]}"
+
+
+def finetune_readings(groups: list[dict]) -> list[dict]:
+    """Each fine-tuned configuration's gain over the probe it started from (the same labelled
+    images), paired seed by seed within its runs, and the MAE-minus-SimCLR gain on one encoder
+    at each depth."""
     entries = []
-    for g in table.values():
+    for g in _by_method_and_encoder(groups).values():
         c = g["correct"]
         for depth, key in finetune_depths(g):
             if STARTING_PROBE in c:
-                gain = contrast_interval([[(1.0, c[key]), (-1.0, c[STARTING_PROBE])]])
+                gain = contrast_interval([[(1.0, c[key]), (-1.0, c[STARTING_PROBE])]],
+                                         welch=True)
                 entries.append(_entry(f"{g['model']}, {depth}: fine-tuned - the probe it "
-                                      f"started from (same labelled images)", gain, False))
-            elif "pretrained/probe" in c:
-                gain = contrast_interval([[(1.0, c[key]), (-1.0, c["pretrained/probe"])]])
-                entries.append(_entry(f"{g['model']}, {depth}: fine-tuned - linear probe", gain,
-                                      False, note=LABELS_DIFFER))
+                                      f"started from (same labelled images)", gain))
     for mae, sim, same_encoder in _pairs(groups):
         if not same_encoder or STARTING_PROBE not in mae["correct"] or \
                 STARTING_PROBE not in sim["correct"]:
             continue
-        a, b = mae["correct"], sim["correct"]
-        titles = [methods.get(g["method"]).title for g in (mae, sim)]
         for depth, key in finetune_depths(mae):
-            if key in b:
-                d = contrast_interval([[(1.0, a[key]), (-1.0, a[STARTING_PROBE])],
-                                       [(-1.0, b[key]), (1.0, b[STARTING_PROBE])]])
-                entries.append(_entry(f"{titles[0]}'s gain - {titles[1]}'s gain on "
-                                      f"{_encoder_key(mae)}, {depth}", d, True,
-                                      groups=(mae, sim)))
-    return {"entries": entries, "evidence": [("Figure", "partial")]}
+            if key in sim["correct"]:
+                d = _contrast(mae, sim, _gain_metric(key))
+                entries.append(_entry(f"{mae['model']}'s gain - {sim['model']}'s gain, {depth}",
+                                      d, _sig(mae, sim, _gain_metric(key))))
+    return entries
 
 
-LABELS_DIFFER = ("unadjusted; fine-tuning and the probe trained on different labelled images: "
-                 "decides nothing")
-
-
-def data_claim(groups: list[dict]) -> dict:
-    """Per sweep, the full pretraining set minus the smallest at equal optimizer steps decides
-    (a smaller set run for more epochs); other sizes are shown, and sets run for the same
-    epochs as the full one (so fewer steps: data and compute change together) are shown
-    labelled and decide nothing. The verdict holds when the sweeps agree, else mixed."""
+def data_readings(groups: list[dict]) -> list[dict]:
+    """Per sweep, the full pretraining set minus each smaller one (at equal steps, or labelled
+    when the smaller set also had fewer steps)."""
     entries = []
     for s in sweeps(groups):
         images = lambda g: g["mean"]["pretrain_images"]  # noqa: E731
         full = full_set(s)
-        smaller = [g for g in s if images(g) < images(full)]
-        equal = [g for g in smaller if steps(g) == steps(full)]
-        for g in smaller:
-            d = _diff(full, g, "pretrained/probe")
-            if d is None:
-                continue
+        for g in (g for g in s if images(g) < images(full)):
+            d = _contrast(full, g, "probe")
             same_steps = steps(g) == steps(full)
             text = (f"{full['model']}: {images(full):,.0f} vs {images(g):,.0f} pretraining images, "
                     + (f"both {steps(full):,.0f} steps" if same_steps else
                        f"{steps(full):,.0f} vs {steps(g):,.0f} steps"))
-            entries.append(_entry(text, d, decides=bool(equal) and g is equal[0],
-                                  note="unadjusted" if same_steps else FEWER_STEPS,
-                                  groups=(full, g)))
-    return {"entries": entries, "evidence": [("Figure", "data")]}
+            entries.append(_entry(text, d, _sig(full, g, "probe"),
+                                  EXPLORATORY if same_steps else FEWER_STEPS))
+    return entries
 
 
-FEWER_STEPS = "unadjusted; the smaller set also had fewer steps: decides nothing"
+FEWER_STEPS = "the smaller set also had fewer steps; exploratory, unadjusted: decides nothing"
 
 
-def efficiency_claim(groups: list[dict]) -> dict:
-    """The trade-off holds when the method that costs less probes worse. Cost is read two ways,
-    never off a clock that shared its cores: training FLOPs per image (hardware-independent) and
-    the isolated time per epoch (epochs not flagged as contended). Each reading that names a
-    cheaper method decides; when they disagree on which is cheaper the verdict is mixed."""
+def efficiency_readings(groups: list[dict]) -> list[dict]:
+    """What each pretraining of a MAE-SimCLR pair costs (training FLOPs per image; the isolated
+    time per epoch, never a contended clock), as text: the costs are measured, not estimated."""
     entries = []
     for mae, sim, _ in _pairs(groups):
-        d = _diff(sim, mae, "pretrained/probe")
-        if d is None:
-            continue
-        readings = [("training FLOPs per image", "train_flops_per_image", "{:.3g} vs {:.3g} GFLOP",
-                     1e9)]
+        parts = [f"{sim['mean']['train_flops_per_image'] / mae['mean']['train_flops_per_image']:.1f}"
+                 f"x the training FLOPs per image"]
         if all(g["mean"].get("isolated_epoch_time_s") for g in (mae, sim)):
-            readings.append(("isolated time per epoch", "isolated_epoch_time_s",
-                             "{:.0f} vs {:.0f} s", 1.0))
-        for what, key, fmt, unit in readings:
-            mae_cheaper = mae["mean"][key] < sim["mean"][key]
-            cheap, dear = (mae, sim) if mae_cheaper else (sim, mae)
-            ratio = dear["mean"][key] / cheap["mean"][key]
-            signed = d if mae_cheaper else Interval.of(-d.value, d.parts, d.level)
-            shown = fmt.format(dear["mean"][key] / unit, cheap["mean"][key] / unit)
-            if ratio < SAME_COST:  # neither is cheaper: this reading has no trade-off to test
-                entries.append(_entry(f"by {what}, {dear['model']} and {cheap['model']} cost "
-                                      f"about the same ({shown}); probe accuracy difference",
-                                      signed, False, note="equal cost: decides nothing"))
-                continue
-            entries.append(_entry(f"by {what}, {dear['model']} costs {ratio:.1f}x "
-                                  f"{cheap['model']} ({shown}); its probe accuracy minus the "
-                                  f"cheaper one's", signed, True, groups=(mae, sim)))
-    return {"entries": entries, "evidence": [("Table", "efficiency")]}
+            ratio = sim["mean"]["isolated_epoch_time_s"] / mae["mean"]["isolated_epoch_time_s"]
+            spread = "; ".join(f"{g['model']} {min(t):.0f}-{max(t):.0f} s" for g in (mae, sim)
+                               if len(t := _clock(g)) > 1)
+            parts.append(f"{ratio:.1f}x the time per epoch measured alone (time decides "
+                         f"nothing: a clock moves between builds"
+                         + (f"; across this build's seeds {spread}" if spread else "") + ")")
+        entries.append(_entry(f"{sim['model']} against {mae['model']}: {' and '.join(parts)}",
+                              None))
+    return entries
 
 
-SAME_COST = 1.1  # costs within 10% of each other name no cheaper method
+def _clock(g: dict) -> list[float]:
+    return [r["isolated_epoch_time_s"] for r in g["runs"] if r.get("isolated_epoch_time_s")]
 
 
-def evaluate_claims(groups: list[dict]) -> list[dict]:
-    """Every claim's verdict, read off its deciding intervals after Holm's adjustment over all
-    of them (one family); the descriptive intervals beside them are unadjusted and say so."""
-    tests = [(key, test(groups)) for key, test in (
-        ("probe", probe_claim), ("finetune", finetune_claim), ("data", data_claim),
-        ("efficiency", efficiency_claim))]
-    deciding = [e for _, r in tests for e in r["entries"] if e.get("decides")]
-    for e, adj in zip(deciding, holm([e["interval"] for e in deciding])):
-        e["adjusted"] = adj
+READINGS = {"probe": probe_readings, "finetune": finetune_readings, "data": data_readings,
+            "efficiency": efficiency_readings}
+
+
+# The primaries -----------------------------------------------------------------------------
+def _terms(g: dict, metric: str) -> list[tuple] | None:
+    """The (weight, correctness) terms of `metric` for configuration g; None when g lacks it."""
+    c = g["correct"]
+    if metric in ("probe", "knn"):
+        keys = [(1.0, f"pretrained/{metric}")]
+    else:
+        k = metric.removeprefix("finetune_gain")
+        keys = [(1.0, f"pretrained/finetune{k}" if k else "pretrained/finetune"),
+                (-1.0, STARTING_PROBE)]
+    if any(key not in c for _, key in keys):
+        return None
+    return [(w, c[key]) for w, key in keys]
+
+
+def paired(a: dict, b: dict) -> bool:
+    """Two configurations are analysed paired when they share the encoder and the seeds: seed
+    index i of both started from the same weights, image order and probe seed."""
+    return _encoder_key(a) == _encoder_key(b) and list(a["seeds"]) == list(b["seeds"])
+
+
+def _contrast(a: dict, b: dict, metric: str) -> Interval | None:
+    """a - b on `metric`: per-seed differences (t on n - 1 df) plus the test-image part when
+    paired, else each side's seeds on their own (Welch-Satterthwaite df)."""
+    ta, tb = _terms(a, metric), _terms(b, metric)
+    if ta is None or tb is None or a.get("test_set") != b.get("test_set"):
+        return None
+    tb = [(-w, c) for w, c in tb]
+    units = [ta + tb] if paired(a, b) else [ta, tb]
+    return contrast_interval(units, welch=True)
+
+
+def seed_sd(a: dict, b: dict, metric: str) -> float:
+    """The per-seed sd the power plan reads: of the paired per-seed differences, or, unpaired,
+    sqrt((sd_a^2 + sd_b^2) / 2) (one arm's, so that n per arm enters as 2 sd^2 / n)."""
+    per = lambda g: sum(w * 100.0 * c.mean(axis=1) for w, c in _terms(g, metric))  # noqa: E731
+    if paired(a, b):
+        return float(np.std(per(a) - per(b), ddof=1)) if a["n"] > 1 else math.nan
+    sds = [float(np.std(per(g), ddof=1)) if g["n"] > 1 else math.nan for g in (a, b)]
+    return math.sqrt((sds[0] ** 2 + sds[1] ** 2) / 2)
+
+
+def _per_seed_val(g: dict, fn) -> np.ndarray:
+    return np.array([fn(r) for r in g["runs"]], dtype=np.float64)
+
+
+def _val_check(name: str, g: dict, what: str, diffs: np.ndarray) -> vd.Check:
+    """Passes when the mean per-seed val difference is above 0; states it with its seed
+    interval (95%, t on n - 1 df)."""
+    mean = float(diffs.mean())
+    ci = ""
+    if len(diffs) > 1:
+        half = _quantile(0.95, len(diffs) - 1) * float(diffs.std(ddof=1)) / math.sqrt(len(diffs))
+        ci = f", 95% CI over {len(diffs)} seeds {mean - half:+.1f} to {mean + half:+.1f}"
+    return vd.Check(name, mean > 0, f"{g['model']}: {what} {mean:+.1f} points on val{ci}")
+
+
+def learned(g: dict) -> vd.Check:
+    """A pretrained arm must beat its random-init twin under the probe on val."""
+    diffs = _per_seed_val(g, lambda r: r["val_top1"] - r["random_val_top1"])
+    return _val_check(f"{g['model']} did not learn at this budget", g,
+                      "probe minus its random-init twin's", diffs)
+
+
+def finetune_raises(g: dict, metric: str) -> vd.Check:
+    """Fine-tuning must raise the probe it starts from, on val, for a gain to mean anything."""
+    k = metric.removeprefix("finetune_gain").removeprefix("_k") or "all"
+    diffs = _per_seed_val(g, lambda r: r["finetune_val"][k] - r["finetune_val"]["0"])
+    return _val_check("fine-tuning lowers accuracy at this size", g,
+                      "fine-tuned minus its starting probe", diffs)
+
+
+FACTOR = {"probe": "objective", "finetune": "objective", "efficiency": "objective",
+          "data": "pretraining set"}
+
+
+def untested_because(p: vd.Primary, a: dict, b: dict) -> str | None:
+    """Why the pair cannot test the claim (it differs in more than the claim's factor, or its
+    budgets do not match), or None."""
+    if a.get("test_set") != b.get("test_set"):
+        return "the two configurations were tested on different test images"
+    other = []
+    if _encoder_key(a) != _encoder_key(b):
+        other.append(f"encoder ({_encoder_key(a)} vs {_encoder_key(b)})")
+    if FACTOR[p.claim] == "objective":
+        if _objective(a["method"]) == _objective(b["method"]):
+            return f"both configurations have a {_objective(a['method'])} objective"
+        if a["mean"]["pretrain_images"] != b["mean"]["pretrain_images"]:
+            other.append("pretraining set")
+    else:
+        if a["method"] != b["method"]:
+            other.append(f"method ({a['method']} vs {b['method']})")
+        if a["mean"]["pretrain_images"] == b["mean"]["pretrain_images"]:
+            return "both configurations pretrain on the same images"
+    if other:
+        return (f"the pair differs in {listing(other)} besides the {FACTOR[p.claim]} the claim "
+                f"tests")
+    if p.budget == "steps" and (steps(a), _batch(a)) != (steps(b), _batch(b)):
+        return (f"the budgets differ: {steps(a):,.0f} steps of {_batch(a)} images against "
+                f"{steps(b):,.0f} of {_batch(b)}")
+    if p.budget == "flops":
+        ratio = a["mean"]["train_flops"] / b["mean"]["train_flops"]
+        if abs(ratio - 1) > FLOPS_TOLERANCE:
+            return (f"the training FLOPs differ by {abs(ratio - 1):.0%} (more than "
+                    f"{FLOPS_TOLERANCE:.0%}): train one arm to the other's FLOPs")
+    return None
+
+
+FLOPS_TOLERANCE = 0.05
+TARGET_MDE = 3.0  # points: the power plan sizes the seeds so every primary detects this
+
+
+def evaluate_claims(groups: list[dict], primaries: list[vd.Primary] = ()) -> list[dict]:
+    """Every claim: its registered primary's verdict (Holm-adjusted over the primaries whose
+    checks passed), its power, and the exploratory readings beside it."""
+    by_name = {g["group"]: g for g in groups}
+    registered = {p.claim: p for p in vd.family(list(primaries))}
+    plans: dict[str, dict] = {}
+    for claim, p in registered.items():
+        a, b = by_name.get(p.a), by_name.get(p.b)
+        plan = {"primary": p, "a": a, "b": b}
+        plans[claim] = plan
+        if a is None or b is None:
+            plan["why"] = f"the report has no runs of {p.a if a is None else p.b}"
+            continue
+        plan["why"] = untested_because(p, a, b)
+        if plan["why"]:
+            continue
+        plan["interval"] = _contrast(a, b, p.metric)
+        if plan["interval"] is None:
+            plan["why"] = f"{a['model']} or {b['model']} has no {p.metric.replace('_', ' ')}"
+            continue
+        checks = [learned(a), learned(b)]
+        if p.metric.startswith("finetune_gain"):
+            checks += [finetune_raises(a, p.metric), finetune_raises(b, p.metric)]
+        plan["checks"] = checks
+    valid = [c for c, pl in plans.items() if "checks" in pl and all(x.passed for x in pl["checks"])]
+    for claim, adj in zip(valid, holm([plans[c]["interval"] for c in valid])):
+        plans[claim]["adjusted"] = adj
     out = []
-    for key, r in tests:
-        decide = [e for e in r["entries"] if e.get("decides")]
-        lines = [_line(e["text"], e["adjusted"], "Holm-adjusted") for e in decide] + \
-            [_line(e["text"], e["interval"], e["note"]) if "interval" in e else e["text"]
-             for e in r["entries"] if not e.get("decides")]
-        used = list({id(g): g for e in decide for g in e["groups"]}.values())
+    for key in CLAIMS:
+        plan = plans.get(key)
+        readings = READINGS[key](groups)
+        sig = None
+        if plan and plan.get("a") and plan.get("b"):
+            sig = _sig(plan["a"], plan["b"], plan["primary"].metric)
+        lines = [_line(e["text"], e["interval"], e["note"]) if e["interval"] else e["text"]
+                 for e in readings if e["sig"] != sig]
         out.append({"claim": key, "quote": CLAIMS[key], "short": SHORT[key],
-                    "full_scale": FULL_SCALE[key], "scope": scope(used, key),
-                    "short_scope": scope(used, key, short=True),
-                    "verdict": combine([verdict(e["adjusted"], e["sign"]) for e in decide],
-                                       r.get("disagree", MIXED)),
-                    "lines": lines, "confounded": bool(r.get("confounded")),
-                    "family": len(deciding), "evidence": r["evidence"],
-                    "deciding": [{"text": e["text"], "value": e["interval"].value,
-                                  "low": e["adjusted"].low, "high": e["adjusted"].high,
-                                  "level": e["adjusted"].level,
-                                  "p_unadjusted": e["interval"].p_value} for e in decide]})
+                    "full_scale": FULL_SCALE[key], "lines": lines, "family": len(valid),
+                    **_decision(plan)})
     return out
+
+
+def _decision(plan: dict | None) -> dict:
+    """A claim's verdict, sentence, primary, power and scope, from its plan."""
+    if plan is None:
+        return {"verdict": NOT_TESTED, "sentence": "Not tested: this report registers no primary "
+                "comparison for it (params primaries).", "primary": None, "scope": "",
+                "short_scope": ""}
+    p, a, b = plan["primary"], plan["a"], plan["b"]
+    if plan.get("why"):
+        v = vd.not_tested(p, plan["why"])
+        return {"verdict": v.word, "sentence": v.sentence, "primary": _primary_doc(p, a, b),
+                "scope": "", "short_scope": ""}
+    named = dataclasses.replace(p, a=a["model"], b=b["model"])
+    d = plan["interval"]
+    adjusted = plan.get("adjusted", d)
+    v = vd.decide(named, adjusted, plan["checks"])
+    sd = seed_sd(a, b, p.metric)
+    image_var = sum(v_ for v_, df in d.parts if math.isinf(df))
+    power = {"paired": paired(a, b), "n": min(a["n"], b["n"]), "seed_sd": sd,
+             "level": adjusted.level, "mde": vd.mde(adjusted),
+             "seeds_for_target": (vd.seeds_for(TARGET_MDE, sd, image_var, adjusted.level,
+                                               paired=paired(a, b))
+                                  if math.isfinite(sd) else None)}
+    return {"verdict": v.word, "sentence": v.sentence, "mde": v.mde, "power": power,
+            "primary": _primary_doc(p, a, b),
+            "deciding": {"value": d.value, "low": adjusted.low, "high": adjusted.high,
+                         "level": adjusted.level, "p_unadjusted": d.p_value,
+                         "unadjusted_low": d.low, "unadjusted_high": d.high},
+            "checks": [{"name": c.name, "passed": c.passed, "numbers": c.numbers}
+                       for c in plan["checks"]],
+            "scope": scope([a, b], p.claim), "short_scope": scope([a, b], p.claim, short=True)}
+
+
+def _primary_doc(p: vd.Primary, a: dict | None, b: dict | None) -> dict:
+    name = lambda g, fallback: g["model"] if g else fallback  # noqa: E731
+    return {"a": name(a, p.a), "b": name(b, p.b), "metric": p.metric, "budget": p.budget,
+            "direction": p.direction, "delta": p.delta}
 
 
 def scope(used: list[dict], claim: str, short: bool = False) -> str:
@@ -476,37 +609,87 @@ def full_scale_flops(params_files: list) -> list[str]:
     return out
 
 
+METRICS = {"probe": "linear-probe test top-1", "knn": "kNN test top-1"}
+BUDGET_WORDS = {"steps": "at equal optimizer steps and batch", "flops": "at equal training FLOPs"}
+
+
+def metric_words(metric: str) -> str:
+    if metric in METRICS:
+        return METRICS[metric]
+    k = metric.removeprefix("finetune_gain").removeprefix("_k")
+    depth = f"the last {plural(int(k), 'block')}" if k else "every block"
+    return f"the gain of fine-tuning {depth} over the probe it starts from (test top-1)"
+
+
+def _primary_line(r: dict) -> str:
+    p = r["primary"]
+    sign = ">" if p["direction"] > 0 else "<"
+    text = (f"*Primary (registered before the build):* {p['a']} - {p['b']}, "
+            f"{metric_words(p['metric'])}, {BUDGET_WORDS[p['budget']]}; the claim predicts "
+            f"{p['a']} {sign} {p['b']}; equivalence margin +-{p['delta']:g} points.")
+    w = r.get("power")
+    if w:
+        how = ("Paired seed by seed (one encoder, shared seeds)" if w["paired"] else
+               "Unpaired (Welch-Satterthwaite df)")
+        text += (f" {how}, {w['n']} seeds, read at {w['level']:.1%} (Holm over "
+                 f"{r['family']} primar{'y' if r['family'] == 1 else 'ies'}); per-seed sd "
+                 f"{w['seed_sd']:.2f} points; minimum detectable effect {w['mde']:.1f} points "
+                 f"at 80% power")
+        need = w.get("seeds_for_target")
+        text += (f" ({TARGET_MDE:g} points would need {need} seeds)." if need and need > w["n"]
+                 else ".")
+    return text
+
+
 def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
-    """The Claims section's text: each claim quoted, its verdict, the comparisons behind it.
-    ref(kind, key) numbers the evidence (report.paper.Paper.ref)."""
+    """The Claims section's text: each claim quoted, its verdict from its primary, the checks
+    and power behind it, and the exploratory readings beside it."""
     parts = []
-    ref = ref or (lambda kind, key: f"the {key} {kind.lower()}")
     for i, r in enumerate(results, 1):
         full = r["full_scale"] + (f" {extra[r['claim']]}" if extra and r["claim"] in extra else "")
-        body = "\n".join(f"  - {line}" for line in r["lines"]) or \
-            "  - This report has no runs that decide it."
-        note = (f" ({WHY_NOT_TESTED}: the report has no MAE and SimCLR run on the same "
-                f"encoder.)" if r.get("confounded") else "")
-        decided = (f" (decided by {' and '.join(ref(k, key) for k, key in r['evidence'])}"
-                   f"{', ' + str(r['family']) + ' deciding differences Holm-adjusted as one family' if r.get('family', 0) > 1 else ''})"
-                   if r["verdict"] != NOT_TESTED else "")
-        scoped = f" {r['scope']}" if r.get("scope") else ""
-        parts.append(f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}**"
-                     f"{decided}.{note}{scoped}\n\n{body}\n\n*At full scale:* {full}")
+        body = [f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}.** "
+                f"{r['sentence']}" + (f" {r['scope']}" if r.get("scope") else "")]
+        if r.get("primary"):
+            body.append(_primary_line(r))
+        if r.get("checks"):
+            body.append("*Checks on val:* " + "; ".join(
+                f"{'passed' if c['passed'] else 'FAILED'}: {c['numbers']}" for c in r["checks"])
+                + ".")
+        if r["lines"]:
+            body.append("*Exploratory (unadjusted, decide nothing):*\n\n"
+                        + "\n".join(f"  - {line}" for line in r["lines"]))
+        body.append(f"*At full scale:* {full}")
+        parts.append("\n\n".join(body))
     return "\n\n".join(parts)
 
 
-INTRO = ("The study closes with four observations. Each is tested here on this report's runs: the "
-         "comparison that decides it, its interval over the test images and seeds, and a verdict "
-         "read off the interval (supported or contradicted when it excludes 0 on one side, no "
-         "detectable difference when it contains 0, mixed when the deciding comparisons "
-         "disagree, depends on budget when the two objectives on one encoder compare "
-         "differently at matched optimizer steps, training FLOPs and pretraining time, not "
-         "tested when the report has no runs that decide it). The deciding "
-         "differences of all four claims are one family: their intervals are Holm-adjusted "
-         "together (Holm 1979), so the chance that any verdict rests on a chance difference stays "
-         "within 5%; the other intervals are descriptive and unadjusted.")
-WHY_NOT_TESTED = "objective and architecture change together"
+def power_table(results: list[dict]):
+    """One row per registered primary: seeds, pairing, per-seed sd, the adjusted level, the
+    minimum detectable effect and the seeds a 3-point MDE would need."""
+    import pandas as pd
+    rows = [{"Claim": f"{i}. {r['short']}", "Primary": f"{r['primary']['a']} - {r['primary']['b']}",
+             "Seeds": r["power"]["n"], "Paired": "yes" if r["power"]["paired"] else "no",
+             "Per-seed sd": round(r["power"]["seed_sd"], 2),
+             "Level": f"{r['power']['level']:.1%}", "MDE (points)": round(r["power"]["mde"], 1),
+             f"Seeds for {TARGET_MDE:g}": r["power"]["seeds_for_target"] or "over 50",
+             "Verdict": r["verdict"]}
+            for i, r in enumerate(results, 1) if r.get("power")]
+    return pd.DataFrame(rows).style.hide(axis="index") if rows else None
+
+
+INTRO = ("The study closes with four observations. Each is decided on one primary comparison "
+         "registered in this report's params before it was built, and on nothing else: the two "
+         "configurations' difference with its interval over test images and seeds (paired seed "
+         "by seed where they share an encoder and seeds; Welch-Satterthwaite degrees of freedom "
+         "otherwise), Holm-adjusted over the primaries (Holm 1979). Verdicts: supported or "
+         "contradicted (the adjusted interval excludes 0, in the claim's direction or against "
+         "it); equivalent (two one-sided tests at the adjusted level put the difference within "
+         "the margin; Schuirmann 1987); inconclusive (the interval contains 0 and reaches past "
+         "the margin: the design could not tell, its minimum detectable effect stated); invalid "
+         "test (a check on val failed: a pretrained arm not above its random-init twin, or "
+         "fine-tuning not above the probe it starts from); not tested (no registered primary, or "
+         "its pair differs in more than the claim's factor). Every other reading is exploratory: "
+         "unadjusted, labelled, deciding nothing.")
 
 
 def section(results: list[dict], ref=None) -> str:
@@ -518,4 +701,5 @@ def section(results: list[dict], ref=None) -> str:
 
 
 def any_tested(results: list[dict]) -> bool:
-    return any(r["verdict"] != NOT_TESTED for r in results)
+    """Whether the Claims section has anything to say: a registered primary or a reading."""
+    return any(r.get("primary") or r["lines"] for r in results)

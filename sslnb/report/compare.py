@@ -79,7 +79,7 @@ def collect(runs: list) -> list[dict]:
             "train_top1": pre["probe_train_top1"], "val_top1": pre["probe_val_top1"],
             "test_top1": pre["probe_test_top1"], "test_top5": pre["probe_test_top5"],
             "knn_top1": pre["knn_test_top1"], "random_test_top1": rnd["probe_test_top1"],
-            "random_knn_top1": rnd["knn_test_top1"],
+            "random_knn_top1": rnd["knn_test_top1"], "random_val_top1": rnd["probe_val_top1"],
             "finetune_top1": pre.get("finetune_test_top1"),
             "random_finetune_top1": rnd.get("finetune_test_top1"),
             "epochs": s["epochs"], "images_per_s": s["images_per_s"],
@@ -89,6 +89,7 @@ def collect(runs: list) -> list[dict]:
             "train_flops_per_image": flops, "train_flops": flops * s["steps"] * s["images_per_step"],
             "finetune": {k: v["test_top1"] for k, v in pre.get("finetune", {}).items()},
             "random_finetune": {k: v["test_top1"] for k, v in rnd.get("finetune", {}).items()},
+            "finetune_val": {k: v["val_top1"] for k, v in pre.get("finetune", {}).items()},
             "params": p,
         })
     return rows
@@ -170,6 +171,13 @@ def summarise(rows: list[dict]) -> list[dict]:
                          if h["mean"]["pretrain_images"] == g["mean"]["pretrain_images"]]
                 g["model"] += f", {g['mean']['pretrain_images']:,.0f} pretraining images" + (
                     f", {claims.steps(g):,.0f} steps" if len(twins) > 1 else "")
+    for g in out:  # one model trained for several schedules (one to another's FLOPs): name each
+        same = [h for h in out if h["model"] == g["model"]]
+        if len({claims.steps(h) for h in same}) == len(same) > 1:
+            for h in same:
+                h["model_steps"] = f", {claims.steps(h):,.0f} steps"
+    for g in out:
+        g["model"] += g.pop("model_steps", "")
     return out
 
 
@@ -324,7 +332,7 @@ def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
 
 
 def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
-                  results_dir: Path | str) -> Path:
+                  results_dir: Path | str, primaries: list | None = None) -> Path:
     """results.json (per configuration: mean, sd, n, intervals; every stated difference; every
     run) and results_per_seed.csv beside the report."""
     import csv
@@ -349,9 +357,8 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
                for g in groups],
            "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
                            for d in diffs],
-           "claims": [{k: r[k] for k in ("claim", "quote", "short", "verdict", "lines", "confounded",
-                                           "family", "deciding", "scope", "short_scope")}
-                      for r in claims.evaluate_claims(groups)],
+           "claims": [{k: v for k, v in r.items() if k != "full_scale"}
+                      for r in claims.evaluate_claims(groups, primaries or [])],
            "runs": [{k: v for k, v in r.items() if k not in ("curve", "params")} for r in rows]}
     (results_dir / "results.json").write_text(json.dumps(doc, indent=2))
     keys = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]

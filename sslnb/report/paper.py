@@ -128,32 +128,42 @@ def abstract(doc: dict) -> str:
                      f"{ci['high']:.1f})" + (f" against {rnd['value']:.1f}% at random init"
                                              if rnd else ""))
     out.append(listing(reads) + ".")
-    # Pairs on one encoder compare objectives; with several methods per encoder only those are
-    # stated here (every pair is in the Comparisons section).
-    arch = {c["model"]: c.get("architecture") for c in main}
-    pairs = [d for d in doc["differences"]
-             if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe"]
-    same = [d for d in pairs if arch.get(d["a"]) and arch.get(d["a"]) == arch.get(d["b"])]
-    for d in same or pairs:
-        iv = d["interval"]
-        if iv["low"] > 0 or iv["high"] < 0:
-            ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
-            lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
-            out.append(f"Under the probe {ahead} leads {behind} by {abs(iv['value']):.1f} "
-                       f"points (95% CI {lo:.1f} to {hi:.1f}).")
-        else:
-            out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
-                       f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
-                       f"{iv['high']:+.1f}).")
-    said = [f"claim {i} ({c['short']}) is {c['verdict']}"
-            + (" (objective and architecture change together)" if c.get("confounded") else
-               f" ({c['short_scope']})" if c.get("short_scope") else "")
-            for i, c in enumerate(doc.get("claims", []), 1)
-            if c["verdict"] != "not tested" or c.get("confounded")]
-    if said:
-        out.append("Of the study's four claims, " + listing(said) + ", read off Holm-adjusted "
-                   "intervals on this data at these short budgets; at full scale each could "
-                   "change, as the Claims section says.")
+    claims = doc.get("claims", [])
+    decided = [(i, c) for i, c in enumerate(claims, 1) if c.get("primary")]
+    if decided:  # the registered primaries speak; no other comparison is stated beside them
+        said = []
+        for i, c in decided:
+            d, p = c.get("deciding"), c["primary"]
+            at = (f": {p['a']} - {p['b']} {d['value']:+.1f} points ({d['level']:.2%} CI "
+                  f"{d['low']:+.1f} to {d['high']:+.1f}"
+                  + (f", minimum detectable effect {c['mde']:.1f}" if c.get("mde") else "") + ")"
+                  if d else "")
+            said.append(f"claim {i} ({c['short']}) is {c['verdict']}{at}")
+        out.append("Each of the study's claims is decided on one primary comparison registered "
+                   "before the build, Holm-adjusted over the primaries: " + "; ".join(said)
+                   + ". At full scale each could change, as the Claims section says.")
+    else:
+        # Pairs on one encoder compare objectives; with several methods per encoder only those
+        # are stated here (every pair is in the Comparisons section).
+        arch = {c["model"]: c.get("architecture") for c in main}
+        pairs = [d for d in doc["differences"]
+                 if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe"]
+        same = [d for d in pairs if arch.get(d["a"]) and arch.get(d["a"]) == arch.get(d["b"])]
+        for d in same or pairs:
+            iv = d["interval"]
+            if iv["low"] > 0 or iv["high"] < 0:
+                ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
+                lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
+                out.append(f"Under the probe {ahead} leads {behind} by "
+                           f"{abs(iv['value']):.1f} points (95% CI {lo:.1f} to {hi:.1f}, "
+                           f"unadjusted).")
+            else:
+                out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
+                           f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
+                           f"{iv['high']:+.1f}, unadjusted).")
+        if claims:
+            out.append("This report registers no primary comparison, so it decides none of the "
+                       "study's claims (the claims report does).")
     costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
              if c["mean"].get("isolated_epoch_time_s")]
     if len(costs) == len(main):
