@@ -39,6 +39,7 @@ class Primary:
     budget: str
     direction: int = 1
     delta: float = DELTA
+    why: str = ""  # the design's reason, registered with it and printed beside the verdict
 
     @property
     def key(self) -> tuple:

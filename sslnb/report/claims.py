@@ -521,7 +521,7 @@ def _decision(plan: dict | None) -> dict:
 def _primary_doc(p: vd.Primary, a: dict | None, b: dict | None) -> dict:
     name = lambda g, fallback: g["model"] if g else fallback  # noqa: E731
     return {"a": name(a, p.a), "b": name(b, p.b), "metric": p.metric, "budget": p.budget,
-            "direction": p.direction, "delta": p.delta}
+            "direction": p.direction, "delta": p.delta, "why": p.why}
 
 
 def scope(used: list[dict], claim: str, short: bool = False) -> str:
@@ -626,7 +626,8 @@ def _primary_line(r: dict) -> str:
     sign = ">" if p["direction"] > 0 else "<"
     text = (f"*Primary (registered before the build):* {p['a']} - {p['b']}, "
             f"{metric_words(p['metric'])}, {BUDGET_WORDS[p['budget']]}; the claim predicts "
-            f"{p['a']} {sign} {p['b']}; equivalence margin +-{p['delta']:g} points.")
+            f"{p['a']} {sign} {p['b']}; equivalence margin +-{p['delta']:g} points."
+            + (f" Why this design: {p['why'].strip()}" if p.get("why") else ""))
     w = r.get("power")
     if w:
         how = ("Paired seed by seed (one encoder, shared seeds)" if w["paired"] else

@@ -13,7 +13,7 @@ from ..verdicts import DELTA, Primary, family
 CLAIM_KEYS = ("probe", "finetune", "data", "efficiency")
 BUDGETS = {"steps": "equal optimizer steps and batch", "flops": "equal training FLOPs (within 5%)"}
 METRIC = re.compile(r"^(probe|knn|finetune_gain(_k[1-9][0-9]*)?)$")
-FIELDS = {"a", "b", "metric", "budget", "direction", "delta"}
+FIELDS = {"a", "b", "metric", "budget", "direction", "delta", "why"}
 
 
 def registered(raw: dict, groups: set, path: Path | str) -> list[Primary]:
@@ -27,8 +27,8 @@ def registered(raw: dict, groups: set, path: Path | str) -> list[Primary]:
         if not isinstance(spec, dict) or {"a", "b", "metric", "budget"} - set(spec) or \
                 set(spec) - FIELDS:
             raise ParamsError(f"{where} must be a mapping with a, b (configurations of this "
-                              f"report's runs), metric, budget and optional direction (1 or -1) "
-                              f"and delta (points); got {spec!r}.")
+                              f"report's runs), metric, budget and optional direction (1 or -1), "
+                              f"delta (points) and why (the design's reason); got {spec!r}.")
         for side in ("a", "b"):
             if spec[side] not in groups:
                 raise ParamsError(f"{where}.{side} names '{spec[side]}', which is not a "
@@ -48,7 +48,7 @@ def registered(raw: dict, groups: set, path: Path | str) -> list[Primary]:
             raise ParamsError(f"{where}.delta is {delta!r}; give the equivalence margin in "
                               f"points, a positive number such as 2.0.")
         out.append(Primary(claim, spec["a"], spec["b"], spec["metric"], spec["budget"],
-                           int(direction), float(delta)))
+                           int(direction), float(delta), str(spec.get("why", ""))))
     try:
         return sorted(family(out), key=lambda p: CLAIM_KEYS.index(p.claim))
     except ValueError as e:
