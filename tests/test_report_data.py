@@ -61,3 +61,16 @@ def test_parameter_tables_show_the_keys_of_the_runs_source_only(imagenet100_run)
     shapes = dict(params_rows(resolve("params/demo/mae_vit_tiny.yaml")))
     assert "data.num_train" in shapes and "data.val_per_class" not in shapes
     assert "data.pretrain_classes" not in shapes  # null: not shown
+
+
+def test_choice_tables_read_probe_and_fine_tuning_candidates_alike():
+    """A fine-tuning choice logs start, fine-tuned and gain (no probe_val_top1): the appendix
+    shows its own numbers, not a KeyError, and a probe choice keeps its probe and kNN."""
+    from sslnb.report.notebook import candidate_scores
+    ft = candidate_scores({"value": 1, "start_val_top1": 31.55, "finetune_val_top1": 25.1,
+                           "gain": -6.45})
+    assert ft["Probe val top-1 (%)"] == "31.6" and ft["Fine-tuned val top-1 (%)"] == "25.1"
+    assert ft["Gain (points)"] == "-6.5" and ft["kNN val top-1 (%)"] == ""
+    probe = candidate_scores({"value": 1e-3, "probe_val_top1": 40.0, "knn_val_top1": 35.25})
+    assert probe["Probe val top-1 (%)"] == "40.0" and probe["kNN val top-1 (%)"] == "35.2"
+    assert probe["Gain (points)"] == "" and probe["Fine-tuned val top-1 (%)"] == ""

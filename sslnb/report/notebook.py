@@ -152,6 +152,17 @@ def show_data(run_dir: Path | str) -> None:
     _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")
 
 
+def candidate_scores(c: dict) -> dict:
+    """One candidate's val numbers as table cells: a probe choice logs its probe and kNN top-1,
+    a fine-tuning choice the probe it starts from, the fine-tuned top-1 and their gain."""
+    cells = {"Probe val top-1 (%)": c.get("probe_val_top1", c.get("start_val_top1")),
+             "kNN val top-1 (%)": c.get("knn_val_top1"),
+             "Fine-tuned val top-1 (%)": c.get("finetune_val_top1"),
+             "Gain (points)": c.get("gain")}
+    return {k: "" if v is None else f"{v:+.1f}" if k.startswith("Gain") else f"{v:.1f}"
+            for k, v in cells.items()}
+
+
 def choices_html(groups: list[dict], paper) -> str:
     """Every logged choice (logs/choices/) of this report's configurations: the candidates, their
     val top-1 and the one kept; and what was chosen before choices were logged."""
@@ -164,17 +175,16 @@ def choices_html(groups: list[dict], paper) -> str:
     names = {g["group"] for g in groups} | {Path(r["params_file"]).stem
                                               for g in groups for r in g["runs"]}
     for doc in choices_for(sorted(names), folder):
+        fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
         for c in doc["candidates"]:
-            fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
             rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
                          "Value": (", ".join(f"{k}={v}" for k, v in c["value"].items())
                                    if isinstance(c["value"], dict) else str(c["value"])),
-                         "Probe val top-1 (%)": f"{c['probe_val_top1']:.1f}",
-                         "kNN val top-1 (%)": (f"{c['knn_val_top1']:.1f}"
-                                               if c.get("knn_val_top1") is not None else ""),
+                         "Criterion": doc.get("criterion", "linear-probe val top-1"),
+                         **candidate_scores(c),
                          "Chosen": "yes" if c["value"] == doc["chosen"] else ""})
-    text = ("<p>Every choice below was made with `python -m sslnb choose`, which pretrains one "
-            "candidate per value and reads it out on <code>val</code> inside "
+    text = ("<p>Every choice below was made with `python -m sslnb choose`, which pretrains (or "
+            "fine-tunes) one candidate per value and reads it out on <code>val</code> inside "
             "<code>sslnb.data.choosing()</code>: nothing of <code>test</code> is read or "
             "computed. Choices made before this command existed (the demo's data difficulty, "
             "MAE's batch, SimCLR's grayscale and stem) are described with their val numbers in "
