@@ -85,6 +85,11 @@ def mde(d: Interval, level: float | None = None, power: float = POWER) -> float:
     return (_quantile(level, d.df) + _quantile(2 * power - 1, d.df)) * d.se
 
 
+def percent(level: float) -> str:
+    """A confidence level as readers write it: 95%, 97.5%, 98.3%."""
+    return f"{100 * level:.1f}".removesuffix(".0") + "%"
+
+
 def decide(primary: Primary, d: Interval, checks: list[Check] = ()) -> Verdict:
     """The verdict of `primary` from its difference a - b read at the family-adjusted level."""
     failed = [c for c in checks if not c.passed]
@@ -92,7 +97,7 @@ def decide(primary: Primary, d: Interval, checks: list[Check] = ()) -> Verdict:
         why = "; ".join(f"{c.name} ({c.numbers})" for c in failed)
         return Verdict("invalid test", f"Invalid test: {why}.")
     reach = mde(d)
-    at = f"{d.value:+.1f} points ({d.level:.1%} CI {d.low:+.1f} to {d.high:+.1f})"
+    at = f"{d.value:+.1f} points ({percent(d.level)} CI {d.low:+.1f} to {d.high:+.1f})"
     if d.excludes_zero:
         word = "supported" if d.value * primary.direction > 0 else "contradicted"
         return Verdict(word, f"{word.capitalize()}: {primary.a} - {primary.b} = {at}.", reach)
@@ -100,7 +105,7 @@ def decide(primary: Primary, d: Interval, checks: list[Check] = ()) -> Verdict:
     if -primary.delta < tost.low and tost.high < primary.delta:
         return Verdict("equivalent", f"Equivalent within +-{primary.delta:g} points: "
                                      f"{primary.a} - {primary.b} = {at}; its "
-                                     f"{tost.level:.1%} interval {tost.low:+.1f} to "
+                                     f"{percent(tost.level)} interval {tost.low:+.1f} to "
                                      f"{tost.high:+.1f} lies inside the margin.", reach)
     return Verdict("inconclusive", f"Inconclusive: {primary.a} - {primary.b} = {at} contains 0 "
                                    f"and reaches past +-{primary.delta:g}; this design detects "

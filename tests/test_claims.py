@@ -123,7 +123,7 @@ def test_finetuning_that_lowers_the_probe_invalidates_claim_2():
     p = primary("finetune", "mae", "sim", "finetune_gain_k1")
     r = decide([mae, sim], p)["finetune"]
     assert r["verdict"] == "invalid test"
-    assert "fine-tuning lowers accuracy at this size" in r["sentence"]
+    assert "fine-tuning does not raise the probe it starts from at this size" in r["sentence"]
     assert "simclr ViT: fine-tuned minus its starting probe -3.0 points on val" in r["sentence"]
     for run in sim["runs"]:
         run["finetune_val"]["1"] = 31.0

@@ -118,3 +118,8 @@ def test_nominal_95_intervals_cover_93_to_97_5_percent(n_seeds, paired):
         quadrature += old.low <= 0 <= old.high
     assert 0.93 <= welch / trials <= 0.975, welch / trials
     assert quadrature >= welch
+
+
+def test_levels_read_as_readers_write_them():
+    assert [verdicts.percent(x) for x in (0.95, 0.975, 1 - 0.05 / 3, 0.995)] == \
+        ["95%", "97.5%", "98.3%", "99.5%"]

@@ -145,7 +145,7 @@ def _diff(a: dict, b: dict, key: str) -> Interval | None:
 
 
 def _line(text: str, d: Interval, note: str = "") -> str:
-    level = "" if abs(d.level - 0.95) < 1e-9 else f"{d.level:.1%} "
+    level = "" if abs(d.level - 0.95) < 1e-9 else f"{vd.percent(d.level)} "
     return (f"{text}: {d.value:+.1f} points ({level}CI {d.low:+.1f} to {d.high:+.1f}"
             + (", which contains 0" if not d.excludes_zero else "") + (f"; {note}" if note else "")
             + ")")
@@ -314,7 +314,7 @@ def efficiency_readings(groups: list[dict]) -> list[dict]:
                  f"x the training FLOPs per image"]
         if all(g["mean"].get("isolated_epoch_time_s") for g in (mae, sim)):
             ratio = sim["mean"]["isolated_epoch_time_s"] / mae["mean"]["isolated_epoch_time_s"]
-            spread = "; ".join(f"{g['model']} {min(t):.0f}-{max(t):.0f} s" for g in (mae, sim)
+            spread = "; ".join(f"{g['model']} {_span(t)} s" for g in (mae, sim)
                                if len(t := _clock(g)) > 1)
             parts.append(f"{ratio:.1f}x the time per epoch measured alone (time decides "
                          f"nothing: a clock moves between builds"
@@ -378,6 +378,12 @@ def _per_seed_val(g: dict, fn) -> np.ndarray:
     return np.array([fn(r) for r in g["runs"]], dtype=np.float64)
 
 
+def _span(values) -> str:
+    """'15-16' for a spread of values, '8' when they round alike."""
+    lo, hi = f"{min(values):.0f}", f"{max(values):.0f}"
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
 def _val_check(name: str, g: dict, what: str, diffs: np.ndarray) -> vd.Check:
     """Passes when the mean per-seed val difference is above 0; states it with its seed
     interval (95%, t on n - 1 df)."""
@@ -400,7 +406,7 @@ def finetune_raises(g: dict, metric: str) -> vd.Check:
     """Fine-tuning must raise the probe it starts from, on val, for a gain to mean anything."""
     k = metric.removeprefix("finetune_gain").removeprefix("_k") or "all"
     diffs = _per_seed_val(g, lambda r: r["finetune_val"][k] - r["finetune_val"]["0"])
-    return _val_check("fine-tuning lowers accuracy at this size", g,
+    return _val_check("fine-tuning does not raise the probe it starts from at this size", g,
                       "fine-tuned minus its starting probe", diffs)
 
 
@@ -632,7 +638,7 @@ def _primary_line(r: dict) -> str:
     if w:
         how = ("Paired seed by seed (one encoder, shared seeds)" if w["paired"] else
                "Unpaired (Welch-Satterthwaite df)")
-        text += (f" {how}, {w['n']} seeds, read at {w['level']:.1%} (Holm over "
+        text += (f" {how}, {w['n']} seeds, read at {vd.percent(w['level'])} (Holm over "
                  f"{r['family']} primar{'y' if r['family'] == 1 else 'ies'}); per-seed sd "
                  f"{w['seed_sd']:.2f} points; minimum detectable effect {w['mde']:.1f} points "
                  f"at 80% power")
@@ -671,7 +677,7 @@ def power_table(results: list[dict]):
     rows = [{"Claim": f"{i}. {r['short']}", "Primary": f"{r['primary']['a']} - {r['primary']['b']}",
              "Seeds": r["power"]["n"], "Paired": "yes" if r["power"]["paired"] else "no",
              "Per-seed sd": round(r["power"]["seed_sd"], 2),
-             "Level": f"{r['power']['level']:.1%}", "MDE (points)": round(r["power"]["mde"], 1),
+             "Level": vd.percent(r["power"]["level"]), "MDE (points)": round(r["power"]["mde"], 1),
              f"Seeds for {TARGET_MDE:g}": r["power"]["seeds_for_target"] or "over 50",
              "Verdict": r["verdict"]}
             for i, r in enumerate(results, 1) if r.get("power")]
