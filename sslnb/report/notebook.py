@@ -218,7 +218,8 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
             bench, "bench", "Benchmarks of this report's configurations on its hardware "
             "(logs/bench/): training-step images/s with real augmentation, model-FLOP "
             "utilisation, loop overhead, feeding and augmentation throughput.", appendix=True)))
-    env_keys = ["python", "torch", "torchvision", "timm", "device_name", "git_commit",
+    # platform names the host: isolated clocks agree on one host, not across hosts
+    env_keys = ["python", "torch", "torchvision", "timm", "device_name", "platform", "git_commit",
                 "code_version"]
     from ..params import fill_missing
     for g in groups:  # one configuration's seeds differ only in `seed`: its first run stands
