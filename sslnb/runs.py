@@ -9,6 +9,7 @@ logs/<name>/
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -29,23 +30,41 @@ def run_dir_of(p: dict) -> Path:
     return Path(p["out_dir"]) / p["name"]
 
 
+# The study's committed outputs (logs/, graphs/, report/) are rewritten by every build and do not
+# count as changes to what a run runs.
+_OUTPUTS = [":(exclude)logs", ":(exclude)graphs", ":(exclude)report"]
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+
+
 def git_commit(cwd: Path | None = None) -> str | None:
-    """HEAD of the repository holding sslnb, with '+dirty' when its sources have changes."""
+    """HEAD of the repository holding sslnb; with uncommitted changes to its code or params,
+    '+dirty.' and the first 12 hex digits of the diff's sha256 (git_diff() gives the diff), so
+    two runs from different uncommitted trees never read as the same code."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10)
+        head = _git(["rev-parse", "HEAD"], cwd)
         if head.returncode:
             return None
-        # Dirty means the code or params differ from the commit; the study's committed outputs
-        # (logs/, graphs/, report/) are rewritten by every build and do not count.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":(exclude)logs", ":(exclude)graphs", ":(exclude)report"],
-                               cwd=cwd.parent if (cwd.parent / ".git").exists() else cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
+        diff = git_diff(cwd)
+        return head.stdout.strip() + (
+            f"+dirty.{hashlib.sha256(diff.encode()).hexdigest()[:12]}" if diff else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def git_diff(cwd: Path | None = None) -> str:
+    """The uncommitted changes to tracked code and params ('' when clean or not in git)."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], cwd)
+        if top.returncode:
+            return ""
+        return _git(["diff", "HEAD", "--", ".", *_OUTPUTS], Path(top.stdout.strip())).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def finished_same_run(p: dict) -> Path | None:
@@ -79,6 +98,8 @@ def environment(device: torch.device, method: str | None = None) -> dict:
         "device": str(device), "device_name": device_name(device),
         "cuda": torch.version.cuda, "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
+        # the uncommitted changes themselves, so a '+dirty' run still names the code it ran
+        **({"git_diff": diff} if (diff := git_diff()) else {}),
         "code_version": {stage: code_version(stage, method) for stage in STAGES},
         "argv": sys.argv,
         "world_size": (torch.distributed.get_world_size() if torch.distributed.is_available()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from test_committed_reports import committed_reports
 from sslnb.report.builder import kernel_name
 
 
@@ -362,21 +363,65 @@ def test_pdf_has_the_sections_in_order_and_page_numbers(tiny_report):
     assert all(a >= 0 for a in at) and at == sorted(at), dict(zip(SECTIONS, at))
 
 
-def test_nothing_in_the_print_layout_is_wider_than_the_page(tiny_report):
+# In print, per table cell: each word split over two lines other than after - / _ . , = : (a
+# header reading "Epoc|hs"); and every element that would print a scrollbar.
+PRINT_PROBLEMS_JS = """w => {
+  const broken = [], scrolls = [];
+  for (const cell of document.querySelectorAll('th, td')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let n; (n = walker.nextNode());) {
+      for (const m of n.data.matchAll(/\\S+/g)) {
+        let prev = null;
+        for (let i = 0; i < m[0].length; i++) {
+          const r = document.createRange();
+          r.setStart(n, m.index + i); r.setEnd(n, m.index + i + 1);
+          const rect = r.getClientRects()[0];
+          if (!rect) continue;
+          const top = Math.round(rect.top);
+          if (prev !== null && top !== prev && !'-/_.,=:'.includes(m[0][i - 1])
+              && !cell.closest('#table-choices')) { broken.push(m[0]); break; }
+          prev = top;
+        }
+      }
+    }
+  }
+  for (const e of document.querySelectorAll('*')) {
+    const s = getComputedStyle(e);
+    if ((['auto', 'scroll'].includes(s.overflowX) && e.scrollWidth > e.clientWidth + 1)
+        || s.overflowX === 'scroll' || s.overflowY === 'scroll'
+        || (s.overflowY === 'auto' && e.scrollHeight > e.clientHeight + 1))
+      scrolls.push(e.tagName + '.' + e.className);
+  }
+  const wide = [...document.querySelectorAll('table, img, figure, pre, p, li, h1, h2, h3, nav')]
+    .filter(e => e.getBoundingClientRect().right > w + 1 || e.getBoundingClientRect().left < -1)
+    .map(e => e.tagName + ': ' + (e.textContent || e.getAttribute('alt') || '').slice(0, 60));
+  return {wide, broken, scrolls,
+          scroll: document.documentElement.scrollWidth > w ? document.documentElement.scrollWidth : 0};
+}"""
+
+
+def print_layout_problems(page_file: Path) -> dict:
+    """What a printed page would show wrong: elements wider than the A4 text width, words
+    broken inside in a table, scrollbars (all empty when the print is clean)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser, page = browser_page(pw, viewport={"width": A4_TEXT_WIDTH_PX, "height": 1100})
         page.emulate_media(media="print")
-        page.goto((tiny_report / "report" / "report.html").as_uri(), wait_until="load")
+        page.goto(page_file.as_uri(), wait_until="load")
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        wide = page.evaluate("""w => [...document.querySelectorAll(
-            'table, img, figure, pre, p, li, h1, h2, h3, nav')]
-            .map(e => [e.tagName, e.getBoundingClientRect().left, e.getBoundingClientRect().right,
-                       (e.textContent || e.getAttribute('alt') || '').slice(0, 60)])
-            .filter(([t, l, r]) => r > w + 1 || l < -1)""", A4_TEXT_WIDTH_PX)
-        scroll = page.evaluate("document.documentElement.scrollWidth")
+        found = page.evaluate(PRINT_PROBLEMS_JS, A4_TEXT_WIDTH_PX)
         browser.close()
-    assert wide == [] and scroll <= A4_TEXT_WIDTH_PX, (wide[:5], scroll)
+    return {k: v for k, v in found.items() if v}
+
+
+def test_nothing_in_the_print_layout_is_wider_than_the_page(tiny_report):
+    assert print_layout_problems(tiny_report / "report" / "report.html") == {}
+
+
+@pytest.mark.parametrize("folder", [f for _, f in committed_reports()],
+                         ids=[n for n, _ in committed_reports()])
+def test_committed_reports_print_without_broken_words_or_scrollbars(folder):
+    assert print_layout_problems(folder / "report.html") == {}
 
 
 def test_phone_width_text_does_not_overflow_and_dark_mode_is_dark(tiny_report):

@@ -74,3 +74,21 @@ def test_choice_tables_read_probe_and_fine_tuning_candidates_alike():
     probe = candidate_scores({"value": 1e-3, "probe_val_top1": 40.0, "knn_val_top1": 35.25})
     assert probe["Probe val top-1 (%)"] == "40.0" and probe["kNN val top-1 (%)"] == "35.2"
     assert probe["Gain (points)"] == "" and probe["Fine-tuned val top-1 (%)"] == ""
+
+
+def test_ran_marks_what_the_runs_used_not_a_superseded_best():
+    """BYOL's epochs choice preferred 18 on val, yet its runs kept 6 (a later choice); a grid
+    candidate runs only when every key and the choice's fixed overrides match."""
+    from sslnb.report.notebook import ran_with
+    params = {"train": {"epochs": 6, "base_lr": 1.0e-3}, "byol": {"momentum": 0.996},
+              "eval": {"finetune_blocks": [1], "finetune_crop_scale": [1.0, 1.0]}}
+    epochs = {"key": "train.epochs", "chosen": 18}
+    assert not ran_with(epochs, {"value": 18}, params) and ran_with(epochs, {"value": 6}, params)
+    grid = {"key": "train.base_lr x byol.momentum", "overrides": {"byol.momentum": 0.996}}
+    assert ran_with(grid, {"value": {"train.base_lr": 0.001, "byol.momentum": 0.996}}, params)
+    assert not ran_with(grid, {"value": {"train.base_lr": 0.001, "byol.momentum": 0.99}}, params)
+    fixed = {"key": "train.base_lr", "overrides": {"augment.gray_p": 0.0}}
+    assert not ran_with(fixed, {"value": 0.001}, params)  # an override the runs do not have
+    ft = {"key": "eval.finetune_crop_scale x eval.finetune_blocks"}
+    assert ran_with(ft, {"value": {"eval.finetune_crop_scale": [1.0, 1.0],
+                                   "eval.finetune_blocks": 1}}, params)

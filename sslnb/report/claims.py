@@ -648,14 +648,17 @@ def _primary_line(r: dict) -> str:
     return text
 
 
-def markdown(results: list[dict], extra: dict | None = None, ref=None) -> str:
+def markdown(results: list[dict], extra: dict | None = None, ref=None,
+             decided: bool = True) -> str:
     """The Claims section's text: each claim quoted, its verdict from its primary, the checks
-    and power behind it, and the exploratory readings beside it."""
+    and power behind it, and the exploratory readings beside it; a report that decides no claim
+    (decided=False) quotes each with its readings and no verdict."""
     parts = []
     for i, r in enumerate(results, 1):
         full = r["full_scale"] + (f" {extra[r['claim']]}" if extra and r["claim"] in extra else "")
-        body = [f"**Claim {i}.** *\"{r['quote']}\"*  \n**Verdict: {r['verdict']}.** "
-                f"{r['sentence']}" + (f" {r['scope']}" if r.get("scope") else "")]
+        body = [f"**Claim {i}.** *\"{r['quote']}\"*" + (
+            f"  \n**Verdict: {r['verdict']}.** {r['sentence']}"
+            + (f" {r['scope']}" if r.get("scope") else "") if decided else "")]
         if r.get("primary"):
             body.append(_primary_line(r))
         if r.get("checks"):
@@ -684,6 +687,14 @@ def power_table(results: list[dict]):
     return pd.DataFrame(rows).style.hide(axis="index") if rows else None
 
 
+UNDECIDED = ("This report registers no primary comparison, so it decides none of the study's "
+             "four claims: the claims report (`make report REPORT=claims`, "
+             "report/claims/report.html) decides each on one comparison registered before its "
+             "build, with paired seeds and a stated minimum detectable effect. Below, each claim "
+             "with the readings of this report that bear on it: exploratory, unadjusted, "
+             "deciding nothing.")
+
+
 INTRO = ("The study closes with four observations. Each is decided on one primary comparison "
          "registered in this report's params before it was built, and on nothing else: the two "
          "configurations' difference with its interval over test images and seeds (paired seed "
@@ -703,8 +714,10 @@ def section(results: list[dict], ref=None) -> str:
     """The Claims section's markdown, with the FLOPs of the full-scale configurations."""
     from ..params import ROOT_PARAMS
     flops = full_scale_flops(sorted(ROOT_PARAMS.glob("imagenet100/*.yaml")))
-    return "## Claims\n\n" + INTRO + "\n\n" + markdown(
-        results, {"efficiency": "; ".join(flops) + "." if flops else ""}, ref)
+    extra = {"efficiency": "; ".join(flops) + "." if flops else ""}
+    if not any(r.get("primary") for r in results):
+        return "## Claims\n\n" + UNDECIDED + "\n\n" + markdown(results, extra, ref, decided=False)
+    return "## Claims\n\n" + INTRO + "\n\n" + markdown(results, extra, ref)
 
 
 def any_tested(results: list[dict]) -> bool:

@@ -357,8 +357,9 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
                for g in groups],
            "differences": [{k: (iv(v) if k == "interval" else v) for k, v in d.items()}
                            for d in diffs],
+           # only a report that registers primaries decides claims (one voice across reports)
            "claims": [{k: v for k, v in r.items() if k != "full_scale"}
-                      for r in claims.evaluate_claims(groups, primaries or [])],
+                      for r in claims.evaluate_claims(groups, primaries)] if primaries else [],
            "runs": [{k: v for k, v in r.items() if k not in ("curve", "params")} for r in rows]}
     (results_dir / "results.json").write_text(json.dumps(doc, indent=2))
     keys = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from pathlib import Path
 
 import yaml
 
 from ..errors import ParamsError
+from ..params import flatten
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
 
@@ -163,18 +165,45 @@ def candidate_scores(c: dict) -> dict:
             for k, v in cells.items()}
 
 
+def _same(candidate, ran) -> bool:
+    """A candidate's value against what a run used: 1 matches eval.finetune_blocks [1], a list
+    matches a tuple, 1e-3 matches 0.001."""
+    if isinstance(ran, (list, tuple)) and not isinstance(candidate, (list, tuple)):
+        return len(ran) == 1 and _same(candidate, ran[0])
+    if isinstance(candidate, (list, tuple)) and isinstance(ran, (list, tuple)):
+        return len(candidate) == len(ran) and all(map(_same, candidate, ran))
+    if isinstance(candidate, (int, float)) and isinstance(ran, (int, float)) \
+            and not isinstance(candidate, bool):
+        return math.isclose(candidate, ran, rel_tol=1e-9)
+    return candidate == ran
+
+
+def ran_with(doc: dict, c: dict, params: dict) -> bool:
+    """Whether the report's run of this choice used the candidate (its value and the choice's
+    fixed overrides): the val-best candidate of a superseded choice did not run."""
+    keys = doc["key"].split(" x ")
+    value = c["value"] if len(keys) > 1 else {keys[0]: c["value"]}
+    flat = flatten(params)
+    wanted = {**doc.get("overrides", {}), **value}
+    return all(k in flat and _same(v, flat[k]) for k, v in wanted.items()
+               if k not in ("name", "out_dir"))
+
+
 def choices_html(groups: list[dict], paper) -> str:
     """Every logged choice (logs/choices/) of this report's configurations: the candidates, their
-    val top-1 and the one kept; and what was chosen before choices were logged."""
+    val numbers, the best on val and the one its runs used."""
     import pandas as pd
     from ..choose import choices_for
     rows = []
     folder = Path(groups[0]["runs"][0]["run_dir"]).parent / "choices"
     # A run named in a report (families_byol_resnet18) keeps the recipe chosen for its params
     # file (byol_resnet18, logged under the file's name).
-    names = {g["group"] for g in groups} | {Path(r["params_file"]).stem
-                                              for g in groups for r in g["runs"]}
-    for doc in choices_for(sorted(names), folder):
+    params = {}
+    for g in groups:
+        for r in g["runs"]:
+            params.setdefault(g["group"], r["params"])
+            params.setdefault(Path(r["params_file"]).stem, r["params"])
+    for doc in choices_for(sorted(params), folder):
         fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
         for c in doc["candidates"]:
             rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
@@ -182,7 +211,8 @@ def choices_html(groups: list[dict], paper) -> str:
                                    if isinstance(c["value"], dict) else str(c["value"])),
                          "Criterion": doc.get("criterion", "linear-probe val top-1"),
                          **candidate_scores(c),
-                         "Chosen": "yes" if c["value"] == doc["chosen"] else ""})
+                         "Best on val": "yes" if c["value"] == doc["chosen"] else "",
+                         "Ran": "yes" if ran_with(doc, c, params[doc["name"]]) else ""})
     text = ("<p>Every choice below was made with `python -m sslnb choose`, which pretrains (or "
             "fine-tunes) one candidate per value and reads it out on <code>val</code> inside "
             "<code>sslnb.data.choosing()</code>: nothing of <code>test</code> is read or "
@@ -194,7 +224,9 @@ def choices_html(groups: list[dict], paper) -> str:
         return text + "<p>No logged choice for this report's configurations.</p>"
     return text + paper.table_html(pd.DataFrame(rows).style.hide(axis="index"), "choices",
                                    "Candidates of every logged choice (logs/choices/), each "
-                                   "scored on val; the chosen value is marked.", appendix=True)
+                                   "scored on val: the best on val, and the value this "
+                                   "report's runs used (a later choice can supersede an "
+                                   "earlier one's best).", appendix=True)
 
 
 def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list[dict], paper,
@@ -227,6 +259,12 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
         run = Path(first["run_dir"])
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
         setup = _table([(k, _fmt(env[k])) for k in env_keys if k in env], ("environment", ""))
+        if "+dirty" in str(env.get("git_commit")):
+            setup += ("<p><b>Uncommitted code.</b> This run ran from a tree with uncommitted "
+                      "changes to code or params: its commit is not the whole story"
+                      + (f"; {run / 'env.json'} keeps the diff (git_diff), whose sha256 starts "
+                         f"with the hash after '+dirty.'" if env.get("git_diff") else
+                         " (recorded before runs kept the diff)") + ".</p>")
         made = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))  # what ran
         setup += _table(params_rows(made), ("parameter", "value"))
         if others:

@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from .. import encoders, methods
+from ..verdicts import percent
 from .wording import class_label, dataset_name, listing, plural, study_classes
 
 
@@ -134,7 +135,7 @@ def abstract(doc: dict) -> str:
         said = []
         for i, c in decided:
             d, p = c.get("deciding"), c["primary"]
-            at = (f": {p['a']} - {p['b']} {d['value']:+.1f} points ({d['level']:.2%} CI "
+            at = (f": {p['a']} - {p['b']} {d['value']:+.1f} points ({percent(d['level'])} CI "
                   f"{d['low']:+.1f} to {d['high']:+.1f}"
                   + (f", minimum detectable effect {c['mde']:.1f}" if c.get("mde") else "") + ")"
                   if d else "")
@@ -161,9 +162,8 @@ def abstract(doc: dict) -> str:
                 out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
                            f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
                            f"{iv['high']:+.1f}, unadjusted).")
-        if claims:
-            out.append("This report registers no primary comparison, so it decides none of the "
-                       "study's claims (the claims report does).")
+        out.append("This report registers no primary comparison, so it decides none of the "
+                   "study's claims (the claims report does).")
     costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
              if c["mean"].get("isolated_epoch_time_s")]
     if len(costs) == len(main):
