@@ -102,6 +102,12 @@ class Method:
     def train_flops_per_image(self, p: dict, model: nn.Module) -> float:
         raise NotImplementedError
 
+    def constant_loss(self, p: dict) -> float | None:
+        """The loss an input-independent output scores (a collapsed model sits there), drawn on
+        the loss plot and read by the report's "did it learn?" check; None when it depends on
+        the data."""
+        return None
+
     def architecture(self, p: dict) -> str:
         """The encoder as a reader names it, e.g. 'ViT-Ti/4, 6 blocks'."""
         return encoders.title(p)

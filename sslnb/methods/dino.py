@@ -8,6 +8,7 @@ the student's encoder is what is probed and exported (DINO's own evaluation read
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.distributed as dist
@@ -239,6 +240,11 @@ class DINOMethod(Method):
         ema_update(*model.online_and_target(), cosine_momentum(step, total_steps, d["momentum"]))
         model.update_center(d["center_momentum"])
         model.teacher_temp.fill_(teacher_temperature(step, total_steps, d))
+
+    def constant_loss(self, p: dict) -> float:
+        """ln K: a student matching a teacher whose output is the same for every image, centred
+        to uniform over the K prototypes (where DINO sits when it has not started)."""
+        return math.log(p["dino"]["out_dim"])
 
     def train_flops_per_image(self, p: dict, model: DINO) -> float:
         """Student: encoder and head on the two global and the local crops, x3; teacher: encoder

@@ -193,6 +193,12 @@ class MAEMethod(Method):
     def loss(self, forward, views, g):
         return forward(views[0], views[1])[0]
 
+    def constant_loss(self, p: dict) -> float | None:
+        """With per-patch normalised targets, predicting each patch's mean (0) scores their
+        mean square: 1 (just under, (D - 1) / D, for the unbiased variance of D values); raw
+        pixels have no data-free level."""
+        return 1.0 if p["mae"]["norm_pix_loss"] else None
+
     def train_flops_per_image(self, p: dict, model: MAE) -> float:
         """Patch embedding of all N patches, encoder on the kept N(1-m) + 1 tokens, decoder on
         N + 1 tokens, prediction; x3 for training (see flops.py)."""

@@ -7,6 +7,8 @@ the loss formula is `losses.nt_xent`.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -102,6 +104,10 @@ class SimCLRMethod(Method):
 
     def loss(self, forward, views, g):
         return forward(*views)[0]
+
+    def constant_loss(self, p: dict) -> float:
+        """ln(2N - 1): every view the same embedding, the positive one among 2N - 1 equals."""
+        return math.log(2 * p["train"]["batch_size"] - 1)
 
     def train_flops_per_image(self, p: dict, model: SimCLR) -> float:
         """The encoder on both whole views (every convolution and linear of a ResNet; a ViT's

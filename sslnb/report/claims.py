@@ -18,6 +18,7 @@ import numpy as np
 from .. import encoders, methods, verdicts as vd
 from ..params import flatten
 from ..stats import Interval, _quantile, contrast_interval, holm
+from . import learning
 from .costs import time_cell
 from .wording import data_description, listing, plural
 
@@ -570,7 +571,8 @@ def objective_by_encoder(groups: list[dict]):
         for enc in encoders_:
             g = table.get((m, enc))
             ci = g["ci"].get("test_top1") if g else None
-            row[enc] = f"{ci.value:.1f} ({ci.low:.1f} to {ci.high:.1f})" if ci else "not run"
+            row[enc] = (f"{ci.value:.1f} ({ci.low:.1f} to {ci.high:.1f})" + (
+                "" if learning.learned(g) else f", {learning.NOT_LEARNED}") if ci else "not run")
         rows.append(row)
     return pd.DataFrame(rows).style.hide(axis="index")
 
@@ -578,7 +580,10 @@ def objective_by_encoder(groups: list[dict]):
 def efficiency_rows(groups: list[dict]) -> list[dict]:
     """Table 2: the cost of each pretraining and the accuracy it bought (compute in the unit that
     makes the largest run at least 1: TFLOP, PFLOP or EFLOP)."""
-    main = main_groups(groups)
+    # a run that did not learn bought nothing to divide by its cost: left out
+    main = [g for g in main_groups(groups) if learning.learned(g)]
+    if not main:
+        return []
     largest = max(g["mean"]["train_flops"] for g in main)
     scale, unit = next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"))
                         if largest >= s), (1e12, "TFLOP"))

@@ -10,7 +10,7 @@ import yaml
 
 from .. import methods
 from ..errors import RunError
-from . import claims, paper, wording
+from . import claims, learning, paper, wording
 from .costs import CLOCK_NOTE, time_cell  # noqa: F401  (CLOCK_NOTE: the notebook's captions)
 from .costs import cell as _cell
 from ..stats import accuracy_interval, difference_interval, mean_sd
@@ -178,6 +178,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                 h["model_steps"] = f", {claims.steps(h):,.0f} steps"
     for g in out:
         g["model"] += g.pop("model_steps", "")
+        g["learning"] = learning.check(g)
     return out
 
 
@@ -260,7 +261,7 @@ def study_table(groups: list[dict]):
     "Val acc" is its held-out set: Kaggle's val.X, which is our test split on ImageNet-100)."""
     import pandas as pd
     df = pd.DataFrame([{
-        "Model": g["model"], "Architecture": g["architecture"],
+        "Model": learning.label(g), "Architecture": g["architecture"],
         "Parameters (M)": f"{g['mean']['encoder_params_m']:.2f}",
         "Train time/epoch (s)": time_cell(g), "Train acc (%)": _cell(g, "train_top1"),
         "Val acc (%)": _cell(g, "test_top1"), "95% CI": _ci(g, "test_top1"),
@@ -273,7 +274,7 @@ def more_table(groups: list[dict]):
     import pandas as pd
     rows = []
     for g in groups:
-        rows.append({"Model": g["model"], "Top-5 (%)": _cell(g, "test_top5"),
+        rows.append({"Model": learning.label(g), "Top-5 (%)": _cell(g, "test_top5"),
                      "kNN (%)": _cell(g, "knn_top1"), "kNN 95% CI": _ci(g, "knn_top1"),
                      "Random init, probe (%)": _cell(g, "random_test_top1"),
                      "Random init, kNN (%)": _cell(g, "random_knn_top1"),
@@ -302,16 +303,29 @@ def headline(d: dict) -> bool:
         d["kind"] == "model_vs_model" and d["what"] == "under the linear probe")
 
 
-def other_differences(diffs: list[dict]):
+def failed_models(groups: list[dict]) -> set[str]:
+    return {g["model"] for g in groups if not learning.learned(g)}
+
+
+def stated(d: dict, failed: set[str]) -> bool:
+    """Whether the Results state a difference in prose: a headline, and no ranking of a model
+    that did not learn (its comparison with its own twin is stated; the others are listed)."""
+    return headline(d) and not (d["kind"] == "model_vs_model" and {d["a"], d["b"]} & failed)
+
+
+def other_differences(diffs: list[dict], groups: list[dict] = ()):
     import pandas as pd
-    return pd.DataFrame([{"Difference": d["sentence"]} for d in diffs if not headline(d)]
+    failed = failed_models(groups)
+    return pd.DataFrame([{"Difference": d["sentence"]} for d in diffs if not stated(d, failed)]
                         ).style.hide(axis="index")
 
 
 def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
     """Sentences derived from the numbers and their intervals: none is typed in."""
-    out = [d["sentence"] for d in diffs if headline(d) and d["kind"] == "vs_random_init"]
-    out += [d["sentence"] for d in diffs if headline(d) and d["kind"] == "model_vs_model"]
+    failed = failed_models(groups)
+    out = [d["sentence"] for d in diffs if stated(d, failed) and d["kind"] == "vs_random_init"]
+    out += [d["sentence"] for d in diffs if stated(d, failed) and d["kind"] == "model_vs_model"]
+    out += [learning.sentence(g) for g in groups if not learning.learned(g)]
     groups = claims.main_groups(groups)
     for g in groups:
         gap = g["mean"]["train_top1"] - g["mean"]["test_top1"]
@@ -323,6 +337,7 @@ def observations(groups: list[dict], diffs: list[dict]) -> list[str]:
                 ci = g["ci"]["test_top1"]
                 out.append(f"Published anchor for {g['model']} on {a['source']}: {a['top1']:.1f}% "
                            f"({a['where']}); here {ci.text('%')}, {wording.plural(g['mean']['epochs'], 'epoch')}.")
+    groups = [g for g in groups if learning.learned(g)]  # a failure is not ranked
     if len(groups) >= 2 and all("isolated_images_per_s" in g["mean"] for g in groups):
         fastest = max(groups, key=lambda g: g["mean"]["isolated_images_per_s"])
         out.append(f"Fastest pretraining: {fastest['model']} "
@@ -349,7 +364,7 @@ def write_results(groups: list[dict], diffs: list[dict], rows: list[dict],
                     "device": " and ".join(sorted({g["device"] for g in groups}))},
            "configurations": [{
                "group": g["group"], "model": g["model"], "architecture": g["architecture"],
-               "sweep_smaller": id(g) in smaller,
+               "sweep_smaller": id(g) in smaller, "learning": g["learning"],
                "n_seeds": g["n"], "seeds": g["seeds"], "mean": g["mean"], "sd": g["sd"],
                "ci": {k: iv(c) for k, c in g["ci"].items()},
                "curve": [{**{k: v for k, v in pt.items() if k not in ("probe", "knn")},

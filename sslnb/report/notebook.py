@@ -7,10 +7,12 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import yaml
 
 from ..errors import ParamsError
 from ..params import flatten
+from . import plots
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
 
@@ -237,11 +239,12 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
     parts = [("Per-seed results", paper.table_html(
         compare.per_seed_table(rows), "per-seed", "Every run's numbers (also in "
         "results_per_seed.csv beside the report).", appendix=True))]
-    others = compare.other_differences(diffs)
+    others = compare.other_differences(diffs, groups)
     if len(others.data):
         parts.append(("Every other difference", paper.table_html(
-            others, "differences", "The differences the Results do not state in prose, each "
-            "with its 95% interval (descriptive, not adjusted for multiplicity).",
+            others, "differences", "The differences the Results do not state in prose (a "
+            "model that did not learn is compared there only with its own twin), each with its "
+            "95% interval (descriptive, not adjusted for multiplicity).",
             appendix=True)))
     parts.append(("How the recipes were chosen", choices_html(groups, paper)))
     bench = compare.performance_table(bench_dir, groups)
@@ -272,6 +275,8 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
                       f"but <code>seed</code> (runs "
                       f"{', '.join(html.escape(r['run']) for r in others)}); their numbers are in "
                       f"the per-seed table, their files in logs/.</p>")
+        if (run / "metrics" / "steps.jsonl").is_file():  # redrawn from the logs at each render
+            plt.close(plots.training_curves(run, graphs_dir))
         curves = graphs_dir / f"pretraining_curves_{run.name}.png"
         if curves.is_file():
             setup += paper.figure_html(curves.read_bytes(), f"curves-{run.name}",

@@ -129,6 +129,12 @@ def abstract(doc: dict) -> str:
                      f"{ci['high']:.1f})" + (f" against {rnd['value']:.1f}% at random init"
                                              if rnd else ""))
     out.append(listing(reads) + ".")
+    failed = {c["model"]: c["learning"] for c in main
+              if not c.get("learning", {}).get("learned", True)}
+    if failed:
+        out.append(listing([f"{m} ({' and '.join(w['why'])})" for m, w in failed.items()])
+                   + f" did not learn at {'its budget' if len(failed) == 1 else 'their budgets'}"
+                   f": shown, marked and left out of every ranking.")
     claims = doc.get("claims", [])
     decided = [(i, c) for i, c in enumerate(claims, 1) if c.get("primary")]
     if decided:  # the registered primaries speak; no other comparison is stated beside them
@@ -149,6 +155,7 @@ def abstract(doc: dict) -> str:
         arch = {c["model"]: c.get("architecture") for c in main}
         pairs = [d for d in doc["differences"]
                  if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe"]
+        pairs = [d for d in pairs if not {d["a"], d["b"]} & set(failed)]
         same = [d for d in pairs if arch.get(d["a"]) and arch.get(d["a"]) == arch.get(d["b"])]
         for d in same or pairs:
             iv = d["interval"]

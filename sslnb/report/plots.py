@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
+import yaml
 
 from .. import methods
 from ..checkpoint import load_pretrained
 from ..data import load_split
+from ..params import fill_missing
 from ..runs import read_jsonl
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -30,8 +32,14 @@ def training_curves(run: Path | str, graphs_dir=None):
     steps = read_jsonl(run / "metrics" / "steps.jsonl")
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
     x = [s["step"] for s in steps]
-    ax[0].plot(x, [s["loss"] for s in steps], color="C0")
+    ax[0].plot(x, [s["loss"] for s in steps], color="C0", label="loss")
     ax[0].set(title="pretraining loss", xlabel="step", ylabel="loss")
+    p = yaml.safe_load((run / "params.yaml").read_text()) if (run / "params.yaml").is_file() else None
+    level = methods.get(p).constant_loss(fill_missing(p)) if p else None
+    if level is not None:  # where a collapsed (input-independent) output sits, from 0 up
+        ax[0].axhline(level, color="0.3", ls="--", lw=1, label=f"constant output ({level:.2f})")
+        ax[0].set_ylim(bottom=0, top=max(level, max(s["loss"] for s in steps)) * 1.05)
+        ax[0].legend(fontsize=8, loc="lower left")
     ax[1].plot(x, [s["lr"] for s in steps], color="C1")
     ax[1].set(title="learning rate", xlabel="step")
     ax[2].plot(x, [s["images_per_s"] for s in steps], color="C2")
