@@ -92,3 +92,24 @@ def test_ran_marks_what_the_runs_used_not_a_superseded_best():
     ft = {"key": "eval.finetune_crop_scale x eval.finetune_blocks"}
     assert ran_with(ft, {"value": {"eval.finetune_crop_scale": [1.0, 1.0],
                                    "eval.finetune_blocks": 1}}, params)
+
+
+def test_every_figure_text_reads_at_8pt_or_more_when_printed():
+    """A 15-inch figure prints across the 7.2-inch A4 text width at about half size: its 7 pt
+    legend would print at 3.4 pt. legible() raises each text to 8 pt at print size and thins
+    x ticks that would overlap."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+    from sslnb.report.plots import MIN_PRINT_PT, PRINT_WIDTH_IN, legible
+    fig, ax = plt.subplots(1, 2, figsize=(15, 3))
+    ax[0].plot([0, 0.0025, 0.005, 0.0075, 0.01], [1, 2, 3, 4, 5], label="a line")
+    ax[0].legend(fontsize=7)
+    ax[1].set_title("small", fontsize=6)
+    legible(fig)
+    scale = PRINT_WIDTH_IN / 15
+    sizes = [t.get_fontsize() * scale for t in fig.findobj(Text) if t.get_text()]
+    sizes += [t.get_fontsize() * scale for a in fig.axes for t in a.get_xticklabels()]
+    assert sizes and min(sizes) >= MIN_PRINT_PT - 1e-6
+    boxes = [t.get_window_extent() for t in ax[0].get_xticklabels() if t.get_text()]
+    assert len(boxes) >= 2 and all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
+    plt.close(fig)

@@ -577,6 +577,31 @@ def objective_by_encoder(groups: list[dict]):
     return pd.DataFrame(rows).style.hide(axis="index")
 
 
+def finetuning_readout(groups: list[dict]) -> str:
+    """What the partial fine-tuning figure shows, in words: for each pretrained model, the test
+    top-1 after fine-tuning its deepest fine-tuned depth minus the probe it started from, so a
+    caption says so when fine-tuning lowers accuracy."""
+    from ..stats import accuracy_interval
+    said = []
+    for g in main_groups(groups):
+        c = g["correct"]
+        start = "pretrained/finetune_k0" if "pretrained/finetune_k0" in c else "pretrained/probe"
+        ends = ["pretrained/finetune"] + sorted(k for k in c if k.startswith("pretrained/finetune_k")
+                                                and k != "pretrained/finetune_k0")
+        end = next((k for k in ends if k in c), None)
+        if end is None or start not in c:
+            continue
+        d = accuracy_interval(c[end]).value - accuracy_interval(c[start]).value
+        k = None if end == "pretrained/finetune" else int(end.rsplit("_k", 1)[1])
+        depth = ("every block" if k is None else "the last block" if k == 1
+                 else f"the last {k} blocks")
+        said.append(f"{g['model']} {'gains' if d > 0 else 'loses'} {abs(d):.1f} points "
+                    f"fine-tuning {depth}")
+    if not said:
+        return ""
+    return "Here " + listing(said) + " (test top-1 against the probe it starts from)."
+
+
 def efficiency_rows(groups: list[dict]) -> list[dict]:
     """Table 2: the cost of each pretraining and the accuracy it bought (compute in the unit that
     makes the largest run at least 1: TFLOP, PFLOP or EFLOP)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 import seaborn as sns
 import torch
 import yaml
@@ -18,11 +20,42 @@ from ..runs import read_jsonl
 sns.set_theme(style="whitegrid", context="notebook")
 
 
+# The PDF prints a figure across the A4 text width (report.css: 14 mm margins); its text must
+# read at 8 pt or more there.
+PRINT_WIDTH_IN = (210 - 2 * 14) / 25.4
+MIN_PRINT_PT = 8.0
+
+
+def legible(fig) -> None:
+    """Raise every text of the figure (titles, labels, ticks, legends) to MIN_PRINT_PT at print
+    size, and thin the ticks of an axis whose labels would then overlap."""
+    scale = min(1.0, PRINT_WIDTH_IN / fig.get_figwidth())
+    least = MIN_PRINT_PT / scale
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            size = max(axis.get_ticklabels()[0].get_fontsize() if axis.get_ticklabels() else 0,
+                       least)
+            ax.tick_params(axis="x" if axis is ax.xaxis else "y", labelsize=size)
+    for text in fig.findobj(Text):
+        if text.get_text() and text.get_fontsize() < least:
+            text.set_fontsize(least)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        for nbins in (4, 3, 2):
+            boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+            if not any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:])):
+                break
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
+            fig.canvas.draw()
+
+
 def _save(fig, graphs_dir: Path | str | None, name: str):
+    legible(fig)
     fig.tight_layout()
     if graphs_dir is not None:
         Path(graphs_dir).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(graphs_dir) / f"{name}.png", dpi=110)
+        # "tight" keeps a legend placed below the axes inside the picture
+        fig.savefig(Path(graphs_dir) / f"{name}.png", dpi=110, bbox_inches="tight")
     return fig
 
 
@@ -30,7 +63,7 @@ def training_curves(run: Path | str, graphs_dir=None):
     """Pretraining loss and learning rate per step, and images/s."""
     run = Path(run)
     steps = read_jsonl(run / "metrics" / "steps.jsonl")
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.2))
     x = [s["step"] for s in steps]
     ax[0].plot(x, [s["loss"] for s in steps], color="C0", label="loss")
     ax[0].set(title="pretraining loss", xlabel="step", ylabel="loss")
@@ -76,7 +109,7 @@ def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_pr
     """Per-epoch linear-probe accuracy and loss (train and val) of every run, pretrained (solid)
     and random init (dashed), on shared axes: the study's probing graphs. labels: how a reader
     names each run's model (default: the run's name)."""
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    fig, ax = plt.subplots(1, 2, figsize=(9.5, 3.8))
     for i, run in enumerate(map(Path, runs)):
         model = labels[i] if labels else run.name
         for kind, style in (("pretrained", "-"), ("random_init", "--")):
@@ -91,13 +124,22 @@ def probe_curves(runs: list[Path | str], graphs_dir=None, name: str = "linear_pr
             ax[1].plot(ep, [h["train_loss"] for h in hist], style, color=f"C{i}", alpha=0.35)
     ax[0].set(title="linear probe top-1 (faint: train)", xlabel="probe epoch", ylabel="accuracy (%)")
     ax[1].set(title="linear probe loss (faint: train)", xlabel="probe epoch", ylabel="cross-entropy")
-    ax[0].legend(fontsize=8)
+    handles, names = ax[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0))
     return _save(fig, graphs_dir, name)
 
 
-AXES = (("epoch", "pretraining epochs", 1.0), ("images_seen", "images seen (millions)", 1e6),
-        ("train_flops", "training FLOPs (PFLOP)", 1e15),
+AXES = (("epoch", "pretraining epochs", None), ("images_seen", "images seen (millions)", 1e6),
+        ("train_flops", "training FLOPs", None),
         ("train_seconds", "pretraining wall-clock (minutes)", 60.0))
+
+
+def _flops_unit(groups: list[dict]) -> tuple[float, str]:
+    """The FLOPs unit that puts the largest value between 1 and 1000 (no '0.0025' ticks)."""
+    largest = max((pt["train_flops"] for g in groups for pt in g["curve"] if "train_flops" in pt),
+                  default=1.0)
+    return next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"), (1e12, "TFLOP"))
+                 if largest >= s), (1e9, "GFLOP"))
 
 
 def across_pretraining(groups: list[dict], graphs_dir=None,
@@ -106,25 +148,30 @@ def across_pretraining(groups: list[dict], graphs_dir=None,
     epochs, images seen, training FLOPs and wall-clock time: one line per model (solid: linear
     probe, dotted: kNN) with its 95% bootstrap band. The study's per-epoch probing graph, and the
     compute-matched view (which method gives better features per unit of compute)."""
-    fig, axes = plt.subplots(1, len(AXES), figsize=(15, 3.6), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(9.5, 6.4), sharey=True)
+    axes = list(axes.flat)
+    flops_scale, flops_unit = _flops_unit(groups)
     for i, g in enumerate(groups):
         pts = g["curve"]
         for ax, (key, label, scale) in zip(axes, AXES):
             if not pts or any(key not in pt for pt in pts):
                 continue
-            x = [pt[key] / scale for pt in pts]
+            if key == "train_flops":
+                scale, label = flops_scale, f"{label} ({flops_unit})"
+            x = [pt[key] / (scale or 1.0) for pt in pts]
             for ev, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
                 ax.plot(x, [pt[ev].value for pt in pts], style, color=f"C{i}", markersize=3,
                         label=f"{g['model']} {'probe' if ev == 'probe' else 'kNN'}")
                 ax.fill_between(x, [pt[ev].low for pt in pts], [pt[ev].high for pt in pts],
                                 color=f"C{i}", alpha=alpha, linewidth=0)
             ax.set(xlabel=label)
-    axes[0].set(ylabel="test top-1 (%)")
+    for ax in axes[::2]:
+        ax.set(ylabel="test top-1 (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
-               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) - 1) // 4)))
+    fig.legend(handles, labels, loc="upper center", ncol=min(2, max(1, len(labels))),
+               bbox_to_anchor=(0.5, 0.0))
     device = groups[0]["device"] if groups else ""
-    axes[-1].set_title(device, fontsize=8)
+    axes[-1].set_title(device)
     return _save(fig, graphs_dir, name)
 
 
@@ -250,8 +297,15 @@ def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None
         f = features(g["runs"][0]["run_dir"], "pretrained", "val")
         x, y = f["features"][:n], f["labels"][:n]
         xy = _pca2(x - x.mean(0))
-        ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=4)
+        for c, cls in enumerate(f["classes"]):  # one colour and legend entry per class
+            sel = (y == c).numpy()
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=plt.cm.tab20(c % 20),
+                       label=str(cls))
         ax.set(title=g["model"], xticks=[], yticks=[])
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if len(labels) <= 20:  # more classes than a legend can name: colours only
+        fig.legend(handles, labels, loc="upper center", ncol=min(5, len(labels)), markerscale=3,
+                   bbox_to_anchor=(0.5, 0.0))
     return _save(fig, graphs_dir, name)
 
 
