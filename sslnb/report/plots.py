@@ -159,6 +159,8 @@ def across_pretraining(groups: list[dict], graphs_dir=None,
             if key == "train_flops":
                 scale, label = flops_scale, f"{label} ({flops_unit})"
             x = [pt[key] / (scale or 1.0) for pt in pts]
+            if len(x) > 1 and x[-1] <= 0:
+                continue  # not measured (a run shorter than one epoch logs no epoch time)
             for ev, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
                 ax.plot(x, [pt[ev].value for pt in pts], style, color=f"C{i}", markersize=3,
                         label=f"{g['model']} {'probe' if ev == 'probe' else 'kNN'}")
