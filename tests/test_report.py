@@ -116,7 +116,7 @@ def test_html_table_equals_the_metrics_files(tiny_report):
     parser = Tables()
     parser.feed(html)
     tables = [t for t in parser.tables if t and "Model" in t[0]]
-    study = next(t for t in tables if "Val acc (%)" in t[0] and "95% CI" in t[0])
+    study = next(t for t in tables if "Test top-1 (%)" in t[0] and "95% CI" in t[0])
     more = next(t for t in tables if "kNN (%)" in t[0])
     # (a tiny run may be marked "did not learn": the name is the same)
     assert [r[0].removesuffix(" (did not learn)") for r in study[1:]] == [
@@ -129,8 +129,8 @@ def test_html_table_equals_the_metrics_files(tiny_report):
         evals = [json.loads((r / "eval.json").read_text()) for r in runs]
         preds = [json.loads((r / "predictions.json").read_text()) for r in runs]
         for column, table, pick in [
-                ("Val acc (%)", cells, lambda e: e["pretrained"]["probe_test_top1"]),
-                ("Train acc (%)", cells, lambda e: e["pretrained"]["probe_train_top1"]),
+                ("Test top-1 (%)", cells, lambda e: e["pretrained"]["probe_test_top1"]),
+                ("Probe train top-1 (%)", cells, lambda e: e["pretrained"]["probe_train_top1"]),
                 ("kNN (%)", more_cells, lambda e: e["pretrained"]["knn_test_top1"]),
                 ("Random init, probe (%)", more_cells, lambda e: e["random_init"]["probe_test_top1"]),
                 ("Fine-tune (%)", more_cells, lambda e: e["pretrained"]["finetune_test_top1"])]:
@@ -220,7 +220,7 @@ def test_report_opens_offline_in_chromium(tiny_report):
         images = page.eval_on_selector_all(
             "img", "els => els.map(e => [e.complete && e.naturalWidth > 0, e.naturalWidth])")
         browser.close()
-    assert "Val acc (%)" in headers and "Model" in headers
+    assert "Test top-1 (%)" in headers and "Model" in headers
     assert len(images) >= 8 and all(ok for ok, _ in images), images
     outside = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert outside == [], outside

@@ -60,6 +60,34 @@ def _table(rows: list[tuple], header: tuple | None = None) -> str:
     return f"<table>{'<thead><tr>' + head + '</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
 
 
+def scale_box(results: dict, report_params: str | Path, rows: list[dict]) -> str:
+    """What this report is, at a glance, before any number: data, image size, pretraining
+    images, the pretraining minutes its runs logged, hardware, seeds and the command."""
+    name = Path(report_params).stem
+    seeds = sorted({c["n_seeds"] for c in results["configurations"]})
+    fewer = [c["model"] for c in results["configurations"] if c["n_seeds"] != seeds[-1]]
+    minutes = sum(r["pretrain_time_s"] or 0 for r in rows) / 60
+    sizes = sorted({r["params"]["data"]["image_size"] for r in rows})
+    images = sorted({r["pretrain_images"] for r in rows})
+    cells = [
+        ("Data", results["data"]["description"].replace("`", "")),
+        ("Image size", " and ".join(f"{s}px" for s in sizes)),
+        ("Pretraining images", f"{images[0]:,}" + (f" to {images[-1]:,}" if len(images) > 1
+                                                     else "")),
+        ("Pretraining", f"{minutes:.0f} min over {len(rows)} runs (their logged epochs)"),
+        ("Hardware", results["data"]["device"]),
+        ("Seeds", f"{seeds[-1]} per configuration" + (
+            f" ({', '.join(fewer)}: {seeds[0]})" if fewer else "")),
+        ("Build", f"make report{'' if name == 'demo' else ' REPORT=' + name} "
+                  f"(make render: from the logs, no training)"),
+    ]
+    return '<div class="scale-box">' + _table(cells) + "</div>"
+
+
+def show_scale(results: dict, report_params: str | Path, rows: list[dict]) -> None:
+    _show(scale_box(results, report_params, rows))
+
+
 def _show(html_text: str) -> None:
     from IPython.display import HTML, display
     display(HTML(html_text))
