@@ -113,3 +113,18 @@ def test_every_figure_text_reads_at_8pt_or_more_when_printed():
     boxes = [t.get_window_extent() for t in ax[0].get_xticklabels() if t.get_text()]
     assert len(boxes) >= 2 and all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
     plt.close(fig)
+
+
+def test_forest_plot_draws_each_decided_primary_once(tmp_path):
+    import matplotlib.pyplot as plt
+    from sslnb.report.plots import primaries_forest
+    decided = {"short": "a", "verdict": "supported", "primary": {"delta": 2.0},
+               "deciding": {"value": 3.0, "low": 1.0, "high": 5.0, "level": 0.975}}
+    undecided = {"short": "b", "verdict": "not tested", "primary": None}
+    assert primaries_forest([undecided], tmp_path) is None
+    fig = primaries_forest([decided, undecided, {**decided, "short": "c"}], tmp_path)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["3. c", "1. a"]
+    assert sorted(t.get_text() for t in ax.texts) == ["supported (97.5%)"] * 2
+    assert (tmp_path / "primaries.png").is_file()
+    plt.close(fig)

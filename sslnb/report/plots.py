@@ -16,6 +16,7 @@ from ..checkpoint import load_pretrained
 from ..data import load_split
 from ..params import fill_missing
 from ..runs import read_jsonl
+from ..verdicts import percent
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -174,6 +175,30 @@ def across_pretraining(groups: list[dict], graphs_dir=None,
                bbox_to_anchor=(0.5, 0.0))
     device = groups[0]["device"] if groups else ""
     axes[-1].set_title(device)
+    return _save(fig, graphs_dir, name)
+
+
+def primaries_forest(results: list[dict], graphs_dir=None, name: str = "primaries"):
+    """Each registered primary's difference (a - b, points) with its Holm-adjusted interval, the
+    equivalence margin +-delta shaded and 0 drawn, labelled with its verdict: the claims at a
+    glance. None without a decided primary."""
+    rows = [(i, r) for i, r in enumerate(results, 1) if r.get("primary") and r.get("deciding")]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.75 * len(rows)))
+    delta = max(r["primary"]["delta"] for _, r in rows)
+    ax.axvspan(-delta, delta, color="0.9", zorder=0, label=f"\u00b1{delta:g} points (equivalence margin)")
+    ax.axvline(0, color="0.3", lw=1)
+    for y, (i, r) in enumerate(reversed(rows)):
+        d = r["deciding"]
+        ax.errorbar(d["value"], y, xerr=[[d["value"] - d["low"]], [d["high"] - d["value"]]],
+                    fmt="o", color="C3" if r["verdict"] == "invalid test" else "C0", capsize=4)
+        ax.annotate(f"{r['verdict']} ({percent(d['level'])})", (d["high"], y),
+                    xytext=(6, 0), textcoords="offset points", va="center")
+    ax.set_yticks(range(len(rows)), [f"{i}. {r['short']}" for i, r in reversed(rows)])
+    ax.set(xlabel="primary difference a - b (points), Holm-adjusted interval")
+    ax.margins(x=0.35)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _save(fig, graphs_dir, name)
 
 
