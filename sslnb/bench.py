@@ -89,7 +89,8 @@ def _setup(p: dict, device: torch.device):
     torch.manual_seed(p["seed"])
     net = methods.get(p).prepare(methods.build_model(p), p).to(device)
     opt = build_optimizer(net, t["optimizer"], scaled_lr(t["base_lr"], t["batch_size"]),
-                          t["weight_decay"], t["betas"], t["momentum"])
+                          t["weight_decay"], t["betas"], t["momentum"],
+                          methods.get(p).lr_scales(p))
     return net, opt
 
 

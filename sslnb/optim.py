@@ -15,11 +15,13 @@ def scaled_lr(base_lr: float, batch: int) -> float:
 
 
 def build_optimizer(module: torch.nn.Module, name: str, lr: float, weight_decay: float,
-                    betas=(0.9, 0.95), momentum: float = 0.9) -> torch.optim.Optimizer:
+                    betas=(0.9, 0.95), momentum: float = 0.9,
+                    lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
     """No weight decay on biases and norm parameters (1-D tensors), as in MAE and SimCLR. LARS
     adapts the weights' lr by the trust ratio even when weight_decay is 0 (timm's Lars would
-    silently skip it, turning LARS into momentum SGD) and never adapts biases and norms."""
-    groups = param_groups(module, weight_decay)
+    silently skip it, turning LARS into momentum SGD) and never adapts biases and norms.
+    lr_scales: {submodule name: multiple of the lr} (a method's Method.lr_scales)."""
+    groups = param_groups(module, weight_decay, lr_scales)
     fused = all(p.is_cuda for g in groups for p in g["params"]) or None
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
@@ -32,15 +34,23 @@ def build_optimizer(module: torch.nn.Module, name: str, lr: float, weight_decay:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(module: torch.nn.Module, weight_decay: float,
+                 lr_scales: dict[str, float] | None = None) -> list[dict]:
     """Two groups: weights (matrices, kernels, tokens) decayed by `weight_decay`; biases and norm
-    parameters (1-D) never decayed, as in MAE and SimCLR. Frozen parameters are left out."""
-    weights, others = [], []
+    parameters (1-D) never decayed, as in MAE and SimCLR. Frozen parameters are left out. A
+    submodule named in lr_scales gets its own two groups, at that multiple of the lr."""
+    scales = {k: v for k, v in (lr_scales or {}).items() if v != 1.0}
+    groups: dict[tuple, dict] = {}
     for name, p in module.named_parameters():
         if p.requires_grad:
-            (weights if p.ndim > 1 and not name.endswith(".bias") else others).append(p)
-    return [g for g in ({"params": weights, "weight_decay": weight_decay, "weights": True},
-                        {"params": others, "weight_decay": 0.0, "weights": False}) if g["params"]]
+            weights = p.ndim > 1 and not name.endswith(".bias")
+            scale = next((v for k, v in scales.items() if name.startswith(k + ".")), 1.0)
+            g = groups.setdefault((scale, weights), {
+                "params": [], "weight_decay": weight_decay if weights else 0.0,
+                "weights": weights, **({"lr_scale": scale} if scale != 1.0 else {})})
+            g["params"].append(p)
+    # the order the two-group optimizer always had (weights, then the rest), scaled groups after
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0] != 1.0, k[0], not k[1]))]
 
 
 def warmup_cosine(step: int, total: int, warmup: int, peak: float, floor: float = 0.0) -> float:

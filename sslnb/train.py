@@ -68,7 +68,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
     if world_size > 1 and t["sync_bn"]:
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # statistics of the global batch
     opt = build_optimizer(net, t["optimizer"], sched.lr_peak, t["weight_decay"], t["betas"],
-                          t["momentum"])
+                          t["momentum"], method.lr_scales(p))
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
     run = open_run(p, resume, overwrite, rank, world_size)

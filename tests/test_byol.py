@@ -132,3 +132,28 @@ def test_flop_formula_matches_torch_flop_counter():
                                    torch.cat([x, x])) / 2
     want = 3 * (everything - target) + target
     assert train_flops_per_image(p, model) == pytest.approx(want, rel=0.01)
+
+
+def test_a_predictor_lr_scale_gives_the_predictor_its_own_groups_and_only_then():
+    """byol.predictor_lr_scale 10: the predictor's weights and biases learn at 10x the lr (in
+    their own groups); at 1 the optimizer has the two groups every method has, in that order."""
+    import torch
+    from sslnb import methods
+    from sslnb.optim import build_optimizer, set_lr
+    from sslnb.params import resolve
+    from conftest import ROOT
+    p = resolve(ROOT / "params" / "demo" / "byol_resnet18.yaml",
+                {"byol.proj_hidden_dim": 32, "byol.pred_hidden_dim": 32, "byol.proj_dim": 16})
+    net = methods.build_model(p)
+    plain = build_optimizer(net, "adamw", 1e-3, 0.05, lr_scales=methods.get(p).lr_scales(p))
+    assert [g["weights"] for g in plain.param_groups] == [True, False]
+    p["byol"]["predictor_lr_scale"] = 10.0
+    opt = build_optimizer(net, "adamw", 1e-3, 0.05, lr_scales=methods.get(p).lr_scales(p))
+    set_lr(opt, 1e-3)
+    predictor = {id(q) for q in net.predictor.parameters()}
+    for g in opt.param_groups:
+        inside = {id(q) in predictor for q in g["params"]}
+        assert len(inside) == 1  # a group is all predictor or none of it
+        assert g["lr"] == pytest.approx(1e-2 if inside == {True} else 1e-3)
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(
+        1 for q in net.parameters() if q.requires_grad)

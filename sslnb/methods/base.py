@@ -102,6 +102,11 @@ class Method:
     def train_flops_per_image(self, p: dict, model: nn.Module) -> float:
         raise NotImplementedError
 
+    def lr_scales(self, p: dict) -> dict[str, float]:
+        """{submodule name: multiple of the learning rate} for parts that learn at another
+        rate (BYOL's predictor); empty: one rate for every parameter."""
+        return {}
+
     def constant_loss(self, p: dict) -> float | None:
         """The loss an input-independent output scores (a collapsed model sits there), drawn on
         the loss plot and read by the report's "did it learn?" check; None when it depends on

@@ -78,6 +78,9 @@ class BYOLMethod(Method):
         "proj_dim": Key(256, "projector (and predictor) output width", positive_int=True,
                         shown=True),
         "pred_hidden_dim": Key(4096, "predictor hidden width", positive_int=True),
+        "predictor_lr_scale": Key(1.0, "the predictor's learning rate as a multiple of the "
+                                  "rest (SimSiam and DirectPred: a faster predictor tracks the "
+                                  "target's features)", range=(0.0, None, False)),
         "blur_p": Key([1.0, 0.1], "Gaussian blur probability of the first and second view"),
         "solarize_p": Key([0.0, 0.2], "solarization probability of the first and second view"),
     }
@@ -93,6 +96,9 @@ class BYOLMethod(Method):
         return BYOL(encoders.build(p), proj_hidden_dim=b["proj_hidden_dim"],
                     proj_dim=b["proj_dim"], pred_hidden_dim=b["pred_hidden_dim"],
                     feature_pool=p["model"]["feature_pool"])
+
+    def lr_scales(self, p: dict) -> dict[str, float]:
+        return {"predictor": p["byol"]["predictor_lr_scale"]}
 
     def check(self, p: dict, source_of: dict) -> None:
         super().check(p, source_of)
