@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 import seaborn as sns
 import torch
 import yaml
@@ -233,6 +233,10 @@ def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial
             _errorbar(ax, [i for i, _ in shown],
                       [accuracy_interval(g["correct"][key]) for _, key in shown],
                       fmt="-o", color=color, label=label)
+            for i, key in shown:  # each seed's own accuracy beside the interval
+                seeds = 100 * g["correct"][key].mean(axis=1)
+                ax.scatter([i + 0.08] * len(seeds), seeds, s=14, color=color, alpha=0.55,
+                           linewidths=0)
         ax.set_xticks(range(len(ks)), ["probe" if k == 0 else "all" if k == "all" else f"last {k}"
                                        for k in ks])
         ax.set(title=g["model"], xlabel="blocks fine-tuned")
@@ -267,12 +271,18 @@ def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
             x = [g["mean"]["pretrain_images"] for g in line]
             _errorbar(ax, x, [g["ci"]["test_top1"] for g in line], fmt=fmt, color=f"C{i}",
                       label=f"{full['model']}, {label}")
+            for g in line:  # each seed's own accuracy
+                ax.scatter([g["mean"]["pretrain_images"]] * len(g["runs"]),
+                           [r["test_top1"] for r in g["runs"]], s=14, color=f"C{i}", alpha=0.55,
+                           linewidths=0)
         random = {g["mean"]["pretrain_images"]: g["mean"]["random_test_top1"] for g in s}
         ax.plot(list(random), list(random.values()), "--", color=f"C{i}", alpha=0.5,
                 label=f"{full['model']}, random init")
     sizes = [g["mean"]["pretrain_images"] for s in found for g in s]
     if max(sizes) >= 10 * min(sizes):
         ax.set_xscale("log")
+    ax.set_xticks(sorted(set(sizes)))  # the set sizes themselves, no log-scale minor labels
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set(xlabel="pretraining images", ylabel="test top-1 (%)")
     ax.legend(fontsize=7)
