@@ -234,7 +234,8 @@ def choices_html(groups: list[dict], paper) -> str:
             params.setdefault(g["group"], r["params"])
             params.setdefault(Path(r["params_file"]).stem, r["params"])
     for doc in choices_for(sorted(params), folder):
-        fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items())
+        fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items()
+                          if k not in ("name", "out_dir"))  # where it ran, not what
         for c in doc["candidates"]:
             rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
                          "Value": (", ".join(f"{k}={v}" for k, v in c["value"].items())
