@@ -621,7 +621,7 @@ def efficiency_rows(groups: list[dict]) -> list[dict]:
                      "Images/s alone": time_cell(g, "isolated_images_per_s"),
                      "Training GFLOP/image": round(mean["train_flops_per_image"] / 1e9, 2),
                      f"Pretraining {unit}": round(compute, 2),
-                     "Probe (%)": round(mean["test_top1"], 1),
+                     "Probe (%)": f"{mean['test_top1']:.1f}",  # as every table prints it
                      f"Points over random init per {unit}":
                          round(gain / compute, 2) if compute else "n/a"})
     return rows
