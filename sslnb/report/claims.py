@@ -740,10 +740,15 @@ INTRO = ("The study closes with four observations. Each is decided on one primar
          "unadjusted, labelled, deciding nothing.")
 
 
-def section(results: list[dict], ref=None) -> str:
-    """The Claims section's markdown, with the FLOPs of the full-scale configurations."""
-    from ..params import ROOT_PARAMS
-    flops = full_scale_flops(sorted(ROOT_PARAMS.glob("imagenet100/*.yaml")))
+def section(results: list[dict], ref=None, groups: list[dict] | None = None) -> str:
+    """The Claims section's markdown, with the FLOPs of the full-scale configurations of the
+    methods this report compares (groups; all of them when not given)."""
+    from ..params import ROOT_PARAMS, resolve
+    files = sorted(ROOT_PARAMS.glob("imagenet100/*.yaml"))
+    if groups is not None:
+        shown = {g["method"] for g in groups}
+        files = [f for f in files if resolve(f)["method"] in shown]
+    flops = full_scale_flops(files)
     extra = {"efficiency": "; ".join(flops) + "." if flops else ""}
     if not any(r.get("primary") for r in results):
         return "## Claims\n\n" + UNDECIDED + "\n\n" + markdown(results, extra, ref, decided=False)
