@@ -30,6 +30,7 @@ from .probe import (
     predict,
     probe_settings,
 )
+from .stats import effective_rank
 
 SPLITS = ("train", "val", "test")
 
@@ -138,7 +139,8 @@ def read_out(tr: dict, va: dict | None, te: dict, e: dict, seed: int, num_classe
                "probe_test_top5": test5, "knn_test_top1": accuracy(knn["test"], te["labels"])}
     if va:
         metrics.update({"probe_val_top1": final["val_top1"], "probe_val_top5": final["val_top5"],
-                        "knn_val_top1": accuracy(knn["val"], va["labels"])})
+                        "knn_val_top1": accuracy(knn["val"], va["labels"]),
+                        "effective_rank": effective_rank(va["features"])})
     return metrics, {"probe": predict(probe["model"], test_x).tolist(),
                      "knn": knn["test"].tolist()}
 

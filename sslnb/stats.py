@@ -211,3 +211,14 @@ def compare(name_a: str, name_b: str, d: Interval, what: str = "") -> str:
     if not ahead[:1].isupper():  # "its random-init twin" ahead: the model is the subject
         return f"{behind} falls behind {ahead}{on} {by}"
     return f"{ahead} beats {behind}{on} {by}"
+
+
+def effective_rank(features) -> float:
+    """RankMe (Garrido et al. 2023): exp of the entropy of the centred features' normalised
+    singular values, from 1 (every image on one line) to the feature width. A pretraining that
+    collapses its features (BYOL or DINO failing) shows it here before a probe does."""
+    import torch
+    x = torch.as_tensor(features, dtype=torch.float64)
+    s = torch.linalg.svdvals(x - x.mean(dim=0))
+    q = s / s.sum()
+    return float(torch.exp(-(q * torch.log(q.clamp_min(1e-300))).sum()))

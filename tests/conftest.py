@@ -3,10 +3,13 @@ import io
 import os
 import subprocess
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from sslnb.report.records import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +61,11 @@ def assert_loads_without_sslnb(load_snippet: str, images, want, tmp_path: Path) 
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and "same features" in r.stdout, r.stderr[-2000:]
+
+
+def run_record(**given) -> Run:
+    """A Run with every field not given at a neutral value (0, '' or None)."""
+    blank = {"int": 0, "float": 0.0, "str": ""}
+    fields = {f.name: blank.get(f.type) for f in dataclasses.fields(Run)
+              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    return Run(**{**fields, **given})

@@ -1,5 +1,8 @@
 """The claims' verdicts on constructed numbers (each word, each check, pairing, the family), the
 registered primaries' validation, and the data-scale runs as the reports define them."""
+import dataclasses
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -7,12 +10,14 @@ import torch
 from sslnb.data import fraction_rows, load_split
 from sslnb.errors import ParamsError
 from sslnb.params import flatten, resolve
-from sslnb.report import claims, load
+from sslnb.report import claims, load, records
+from sslnb.report.contrasts import contrast
+from sslnb.report.records import Configuration
 from sslnb.report.primaries import registered
 from sslnb.train import Schedule
 from sslnb.verdicts import WORDS, Primary
 
-from conftest import ROOT
+from conftest import ROOT, run_record
 
 N = 2000
 
@@ -30,31 +35,32 @@ def seeded(accuracies, seed: int, n_images: int = N) -> np.ndarray:
 
 def group(name: str, method: str, probe, arch: str = "ViT", seed: int = 0, steps: int = 100,
           flops: float = 1e9, images: int = 10000, val=(40.0, 20.0), gains=None,
-          correct: dict | None = None) -> dict:
-    """A configuration as compare.summarise makes it: `probe` one accuracy per seed, per-seed
-    runs with their val numbers (probe, random-init twin's probe, fine-tuning per depth)."""
+          correct: dict | None = None) -> Configuration:
+    """A configuration as summary.load makes it: `probe` one accuracy per seed, per-seed runs
+    with their val numbers (probe, random-init twin's probe, fine-tuning per depth)."""
     probe = [probe] if np.isscalar(probe) else list(probe)
     n = len(probe)
     c = {"pretrained/probe": seeded(probe, seed)} if correct is None else correct
-    runs = [{"val_top1": val[0], "random_val_top1": val[1],
-             "finetune_val": {"0": 30.0, "1": 30.0 + (gains[i] if gains else 1.0)}}
-            for i in range(n)]
     params = resolve(None, {"method": method, "train.batch_size": 32})
-    return {"group": name, "method": method, "architecture": arch, "model": f"{method} {arch}",
-            "encoder": "vit_tiny_patch16_224", "correct": c, "labels": np.zeros(N),
-            "params": params, "test_set": "same images", "runs": runs, "n": n,
-            "seeds": list(range(n)), "curve": [],
-            "mean": {"pretrain_images": images, "steps": steps, "train_flops": flops * steps,
-                     "train_flops_per_image": flops}, "ci": {}}
+    runs = [run_record(seed=i, val_top1=val[0], random_val_top1=val[1], params=params,
+                       finetune_val={"0": 30.0, "1": 30.0 + (gains[i] if gains else 1.0)})
+            for i in range(n)]
+    return Configuration(
+        group=name, model=f"{method} {arch}", method=method, source="shapes",
+        encoder="vit_tiny_patch16_224", architecture=arch, device="cpu", params_file="", n=n,
+        seeds=list(range(n)), test_set="same images",
+        mean={"pretrain_images": images, "steps": steps, "train_flops": flops * steps,
+              "train_flops_per_image": flops}, sd={}, ci={}, labels=np.zeros(N), correct=c,
+        runs=runs, params=params)
 
 
 def primary(claim="probe", a="sim", b="mae", metric="probe", budget="steps", direction=1):
     return Primary(claim, a, b, metric, budget, direction)
 
 
-def decide(groups, *primaries) -> dict:
+def decide(groups, *primaries, readings=None) -> dict:
     """{claim: result} for the registered primaries."""
-    return {r["claim"]: r for r in claims.evaluate_claims(groups, list(primaries))}
+    return {r.claim: r for r in claims.evaluate_claims(groups, list(primaries), readings)}
 
 
 def shared_pair(diff: float, n: int = 6, flip: float = 0.0, sd: float = 0.01, seed: int = 0,
@@ -85,9 +91,9 @@ def shared_pair(diff: float, n: int = 6, flip: float = 0.0, sd: float = 0.01, se
 def test_each_verdict_word(diff, flip, n, want):
     sim, mae = shared_pair(diff, n, flip)
     r = decide([sim, mae], primary())["probe"]
-    assert r["verdict"] == want, r["sentence"]
-    assert r["sentence"].lower().startswith(want)
-    assert r["mde"] > 0 and r["power"]["n"] == n and r["power"]["paired"]
+    assert r.verdict == want, r.sentence
+    assert r.sentence.lower().startswith(want)
+    assert r.mde > 0 and r.power.n == n and r.power.paired
 
 
 def test_inconclusive_states_what_the_design_could_detect():
@@ -96,21 +102,21 @@ def test_inconclusive_states_what_the_design_could_detect():
     sim = group("sim", "simclr", [0.53, 0.46], seed=1)
     mae = group("mae", "mae", [0.50, 0.50], seed=2)
     r = decide([sim, mae], primary())["probe"]
-    assert r["verdict"] == "inconclusive", r["sentence"]
-    assert f"detects {r['mde']:.1f} points with 80% power" in r["sentence"]
-    assert r["mde"] > 10  # one degree of freedom
-    assert "no detectable difference" not in r["sentence"].lower()
+    assert r.verdict == "inconclusive", r.sentence
+    assert f"detects {r.mde:.1f} points with 80% power" in r.sentence
+    assert r.mde > 10  # one degree of freedom
+    assert "no detectable difference" not in r.sentence.lower()
 
 
 def test_a_failed_check_makes_the_test_invalid_with_its_numbers():
     sim, mae = shared_pair(0.05)
-    for run in mae["runs"]:
-        run.update(val_top1=19.0, random_val_top1=20.0)  # no better than random init on val
+    for run in mae.runs:
+        run.val_top1, run.random_val_top1 = 19.0, 20.0  # no better than random init on val
     r = decide([sim, mae], primary())["probe"]
-    assert r["verdict"] == "invalid test"
-    assert "mae ViT did not learn at this budget" in r["sentence"] and "-1.0 points" in r["sentence"]
-    assert [c["passed"] for c in r["checks"]] == [True, False]
-    assert r["family"] == 0  # an invalid primary leaves the Holm family
+    assert r.verdict == "invalid test"
+    assert "mae ViT did not learn at this budget" in r.sentence and "-1.0 points" in r.sentence
+    assert [c.passed for c in r.checks] == [True, False]
+    assert r.family == 0  # an invalid primary leaves the Holm family
 
 
 def test_finetuning_that_lowers_the_probe_invalidates_claim_2():
@@ -122,13 +128,13 @@ def test_finetuning_that_lowers_the_probe_invalidates_claim_2():
     sim = group("sim", "simclr", [0.5] * 3, correct=c(10, 0.52), gains=[-3.0, -2.0, -4.0])
     p = primary("finetune", "mae", "sim", "finetune_gain_k1")
     r = decide([mae, sim], p)["finetune"]
-    assert r["verdict"] == "invalid test"
-    assert "fine-tuning does not raise the probe it starts from at this size" in r["sentence"]
-    assert "simclr ViT: fine-tuned minus its starting probe -3.0 points on val" in r["sentence"]
-    for run in sim["runs"]:
-        run["finetune_val"]["1"] = 31.0
+    assert r.verdict == "invalid test"
+    assert "fine-tuning does not raise the probe it starts from at this size" in r.sentence
+    assert "simclr ViT: fine-tuned minus its starting probe -3.0 points on val" in r.sentence
+    for run in sim.runs:
+        run.finetune_val["1"] = 31.0
     r = decide([mae, sim], p)["finetune"]
-    assert r["verdict"] != "invalid test" and r["deciding"]["value"] == pytest.approx(3.0, abs=0.01)
+    assert r.verdict != "invalid test" and r.deciding.value == pytest.approx(3.0, abs=0.01)
 
 
 @pytest.mark.parametrize("change, why", [
@@ -140,30 +146,41 @@ def test_a_pair_that_differs_in_more_than_the_claims_factor_is_not_tested(change
     sim = group("sim", "simclr", [0.6, 0.61, 0.62], seed=1, **change)
     mae = group("mae", "mae", [0.5, 0.51, 0.52], seed=2)
     r = decide([sim, mae], primary())["probe"]
-    assert r["verdict"] == "not tested" and why in r["sentence"]
+    assert r.verdict == "not tested" and why in r.sentence
 
 
 def test_flops_budget_needs_a_run_trained_to_the_other_ones_flops():
     sim = group("sim", "simclr", [0.6, 0.61], steps=100, flops=6e9)
     mae = group("mae", "mae", [0.5, 0.51], steps=500, flops=1e9)
     p = primary("efficiency", "mae", "sim", budget="flops")
-    assert decide([sim, mae], p)["efficiency"]["verdict"] == "not tested"
-    sim["mean"]["train_flops"] = 1.02 * mae["mean"]["train_flops"]  # within 5%
-    assert decide([sim, mae], p)["efficiency"]["verdict"] in WORDS[:4]
+    assert decide([sim, mae], p)["efficiency"].verdict == "not tested"
+    sim.mean["train_flops"] = 1.02 * mae.mean["train_flops"]  # within 5%
+    assert decide([sim, mae], p)["efficiency"].verdict in WORDS[:4]
 
 
 def test_a_claim_without_a_primary_is_not_tested_and_readings_decide_nothing():
     sim, mae = shared_pair(0.05)
-    results = claims.evaluate_claims([sim, mae])
-    assert [r["verdict"] for r in results] == ["not tested"] * 4
+    results = claims.evaluate_claims([sim, mae], (), {"probe": [("sim", "mae")]})
+    assert [r.verdict for r in results] == ["not tested"] * 4
     probe = results[0]
-    assert probe["lines"] and all("decides nothing" in line for line in probe["lines"])
+    assert probe.lines and all("decides nothing" in line for line in probe.lines)
+
+
+def test_readings_read_only_the_pairs_the_report_names():
+    """No pair is found by what a method calls its objective: a report that names none shows
+    none, and a named pair is read a - b as named."""
+    sim, mae = shared_pair(0.05)
+    assert not any(r.lines for r in claims.evaluate_claims([sim, mae]))
+    named = claims.evaluate_claims([sim, mae], (), {"probe": [("mae", "sim")]})[0]
+    assert named.lines[0].startswith("mae ViT - simclr ViT")
 
 
 def test_the_primary_is_not_repeated_among_the_readings():
     sim, mae = shared_pair(0.05)
-    r = decide([sim, mae], primary())["probe"]
-    assert not any("each at the end of its pretraining" in line for line in r["lines"])
+    r = decide([sim, mae], primary(), readings={"probe": [("sim", "mae")]})["probe"]
+    assert not any("each at the end of its pretraining" in line for line in r.lines)
+    other = decide([sim, mae], readings={"probe": [("sim", "mae")]})["probe"]
+    assert any("each at the end of its pretraining" in line for line in other.lines)
 
 
 def test_paired_seeds_are_analysed_paired_and_cross_encoder_unpaired():
@@ -171,10 +188,10 @@ def test_paired_seeds_are_analysed_paired_and_cross_encoder_unpaired():
     the same numbers on different encoders cannot be paired, and their interval is wider."""
     sim, mae = shared_pair(0.03, n=6, flip=0.2, sd=0.03)
     paired = decide([sim, mae], primary())["probe"]
-    assert paired["power"]["paired"]
-    other = {**sim, "architecture": "ResNet-18"}
-    d_paired = claims._contrast(sim, mae, "probe")
-    d_unpaired = claims._contrast(other, mae, "probe")
+    assert paired.power.paired
+    other = dataclasses.replace(sim, architecture="ResNet-18")
+    d_paired = contrast(sim, mae, "probe")
+    d_unpaired = contrast(other, mae, "probe")
     assert d_unpaired.high - d_unpaired.low > 2 * (d_paired.high - d_paired.low)
     # one seed part, the n - 1 df of the per-seed differences (the images' part has inf df)
     assert [df for _, df in d_paired.parts if df != float("inf")] == [5]
@@ -183,14 +200,14 @@ def test_paired_seeds_are_analysed_paired_and_cross_encoder_unpaired():
 
 def test_holm_family_adjusts_over_the_valid_primaries():
     sim, mae = shared_pair(0.05, flip=0.2)
-    small = group("small", "mae", list(mae["correct"]["pretrained/probe"].mean(1)), images=500,
-                  correct={"pretrained/probe": mae["correct"]["pretrained/probe"][:, ::-1]})
+    small = group("small", "mae", list(mae.correct["pretrained/probe"].mean(1)), images=500,
+                  correct={"pretrained/probe": mae.correct["pretrained/probe"][:, ::-1]})
     out = decide([sim, mae, small], primary(),
                  primary("data", "mae", "small", "probe"))
-    assert out["probe"]["family"] == 2
+    assert out["probe"].family == 2
     # Holm: the smaller p-value at 1 - 0.05/2, the other (not rejected) at 1 - 0.05
-    assert out["probe"]["deciding"]["level"] == pytest.approx(0.975)
-    assert out["data"]["deciding"]["level"] == pytest.approx(0.95)
+    assert out["probe"].deciding.level == pytest.approx(0.975)
+    assert out["data"].deciding.level == pytest.approx(0.95)
 
 
 def test_one_comparison_cannot_enter_the_family_twice():
@@ -233,10 +250,12 @@ def test_the_claims_report_registers_one_primary_per_claim():
 
 
 # The data-scale runs as the reports define them ------------------------------------------------
-def _groups_of(report: str) -> list[dict]:
+def _groups_of(report: str) -> list:
+    """What records.sweeps reads of each configuration: its params and pretraining images."""
     spec = load(ROOT / "params" / "report" / f"{report}.yaml")
     params = [resolve(r["params"], r["set"]) for r in spec["runs"] if r["seed"] in (0, None)]
-    return [{"params": p, "mean": {"pretrain_images": len(load_split(p["data"], "pretrain"))}}
+    return [SimpleNamespace(params=p, steps=0,
+                            pretrain_images=len(load_split(p["data"], "pretrain")))
             for p in params]
 
 
@@ -246,18 +265,18 @@ def test_data_scale_runs_differ_only_in_the_pretraining_set_and_train_for_the_sa
     """Claim 3 is decided at equal optimizer steps: a smaller pretraining set gets the full
     set's steps and warm-up steps (counted on the images it really has), and differs from it in
     nothing else that pretraining reads."""
-    found = claims.sweeps(_groups_of(report))
+    found = records.sweeps(_groups_of(report))
     assert sum(len(s) for s in found) == swept  # and no other runs mistaken for a sweep
     for sweep in found:
-        flat = [flatten(g["params"]) for g in sweep]
+        flat = [flatten(g.params) for g in sweep]
         for f in flat[1:]:
             differing = {k for k in f if f[k] != flat[0][k]}
             pretraining_set = {"data.pretrain_fraction", "data.pretrain_classes"}
-            assert all(k in pretraining_set or k == "name" or k in claims.SCHEDULE
+            assert all(k in pretraining_set or k == "name" or k in records.SCHEDULE
                        or k.startswith("eval.finetune_") for k in differing), differing
             assert differing & pretraining_set
         schedules = {(s.total_steps, s.warmup_steps) for s in (
-            Schedule.of(g["mean"]["pretrain_images"], g["params"]["train"], 1) for g in sweep)}
+            Schedule.of(g.pretrain_images, g.params["train"], 1) for g in sweep)}
         assert len(schedules) == 1, schedules
 
 

@@ -50,7 +50,7 @@ def test_a_new_method_file_and_a_new_loss_change_no_stage(pkg):
 
 def test_the_report_is_no_stage(pkg):
     before = versions(pkg)
-    edit(pkg / "report" / "compare.py", "def collect(", "def unused():\n    return 1\n\n\ndef collect(")
+    edit(pkg / "report" / "summary.py", "def read_run(", "def unused():\n    return 1\n\n\ndef read_run(")
     assert versions(pkg) == before
 
 

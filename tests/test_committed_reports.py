@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sslnb.report import claims, compare, load
-from sslnb.report.claims import NOT_PRETRAINING
+from sslnb.report import claims, differences, load, summary
+from sslnb.report.records import EVALUATORS, NOT_PRETRAINING
 from sslnb.params import flatten
 
 from conftest import ROOT
@@ -43,11 +43,10 @@ def recomputed(request):
         out = {}
         for name, folder in committed_reports():
             spec = load(ROOT / "params" / "report" / f"{name}.yaml")
-            rows = compare.collect(spec["runs"])
-            groups = compare.summarise(rows)
-            out[name] = (rows, groups, compare.differences(groups),
-                          claims.evaluate_claims(groups, spec["primaries"])
-                          if spec["primaries"] else [])
+            rows, groups = summary.load(spec["runs"])
+            out[name] = (rows, groups, differences.differences(groups),
+                         claims.evaluate_claims(groups, spec["primaries"], spec["readings"])
+                         if spec["primaries"] else [])
         return out
     finally:
         os.chdir(cwd)
@@ -64,32 +63,32 @@ def test_committed_report_has_its_params_file(name, folder):
 def test_committed_report_agrees_with_its_logs(name, folder, recomputed):
     rows, groups, diffs, verdicts = recomputed[name]
     results = json.loads((folder / "results.json").read_text())
-    assert [c["group"] for c in results["configurations"]] == [g["group"] for g in groups]
+    assert [c["group"] for c in results["configurations"]] == [g.group for g in groups]
     for c, g in zip(results["configurations"], groups):
-        assert c["seeds"] == g["seeds"]
-        assert set(c["ci"]) == set(g["ci"]), c["group"]
-        for key, iv in g["ci"].items():
+        assert c["seeds"] == g.seeds
+        assert set(c["ci"]) == set(g.ci), c["group"]
+        for key, iv in g.ci.items():
             assert close(c["ci"][key], iv), (name, c["group"], key, c["ci"][key], iv)
             assert c["mean"][key] == pytest.approx(iv.value, abs=1e-9)  # one number, one value
     for r_saved, r in zip(results["runs"], rows):
-        assert r_saved["run"] == r["run"]
-        for key in compare.EVALUATORS:
-            if r.get(key) is not None:
-                assert r_saved[key] == pytest.approx(r[key], abs=1e-9), (r["run"], key)
+        assert r_saved["run"] == r.run
+        for key in EVALUATORS:
+            if getattr(r, key) is not None:
+                assert r_saved[key] == pytest.approx(getattr(r, key), abs=1e-9), (r.run, key)
     assert len(results["differences"]) == len(diffs)
     for d_saved, d in zip(results["differences"], diffs):
-        assert close(d_saved["interval"], d["interval"]) and d_saved["sentence"] == d["sentence"]
+        assert close(d_saved["interval"], d.interval) and d_saved["sentence"] == d.sentence
     # one voice: only a report that registers primaries gives verdicts, and it gives all four
     assert len(results["claims"]) == len(verdicts) in (0, len(claims.CLAIMS)), name
     for c_saved, c in zip(results["claims"], verdicts):
-        assert (c_saved["verdict"], c_saved["lines"]) == (c["verdict"], c["lines"])
+        assert (c_saved["verdict"], c_saved["lines"]) == (c.verdict, c.lines)
     text = text_of(folder)
     assert ("Verdict:" in text) == bool(verdicts), name
     for g in groups:
-        ci = g["ci"]["test_top1"]
-        assert f"{ci.low:.1f} to {ci.high:.1f}" in text, (name, g["group"])
+        ci = g.ci["test_top1"]
+        assert f"{ci.low:.1f} to {ci.high:.1f}" in text, (name, g.group)
     for d in diffs:
-        assert d["sentence"] in text, (name, d["sentence"])
+        assert d.sentence in text, (name, d.sentence)
 
 
 def _configuration(p: dict) -> str:
@@ -108,10 +107,10 @@ def test_a_configurations_time_per_epoch_agrees_across_committed_reports(recompu
     times: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for name, (rows, *_rest) in recomputed.items():
         for r in rows:
-            if r.get("isolated_epoch_time_s"):
-                host = json.loads((Path(r["run_dir"]) / "env.json").read_text())["platform"]
-                times.setdefault((_configuration(r["params"]), host), []).append(
-                    (f"{name}/{r['run']}", r["isolated_epoch_time_s"]))
+            if r.isolated_epoch_time_s:
+                host = json.loads((Path(r.run_dir) / "env.json").read_text())["platform"]
+                times.setdefault((_configuration(r.params), host), []).append(
+                    (f"{name}/{r.run}", r.isolated_epoch_time_s))
     for seen in times.values():
         values = [t for _, t in seen]
         assert max(values) <= 1.5 * min(values), seen

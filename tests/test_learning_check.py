@@ -6,8 +6,9 @@ import math
 import pytest
 
 from sslnb.params import resolve
-from sslnb.report import claims, compare, learning
-from conftest import ROOT
+from sslnb.report import differences, learning, summary, tables
+from sslnb.report.records import Configuration
+from conftest import ROOT, run_record
 
 
 def _group(tmp_path, params_file, margins, loss):
@@ -19,17 +20,20 @@ def _group(tmp_path, params_file, margins, loss):
         (run / "metrics" / "steps.jsonl").write_text(
             "".join(json.dumps({"step": s, "loss": loss + (5.0 if s < 5 else 0.0)}) + "\n"
                     for s in range(50)))
-        runs.append({"val_top1": 30.0 + m, "random_val_top1": 30.0, "run_dir": str(run)})
-    return {"model": "X", "runs": runs, "params": p}
+        runs.append(run_record(val_top1=30.0 + m, random_val_top1=30.0, run_dir=str(run)))
+    return Configuration(group="x", model="X", method=p["method"], source="shapes",
+                         encoder=p["model"]["encoder"], architecture="", device="", params_file="",
+                         n=len(runs), seeds=list(range(len(runs))), test_set="", mean={}, sd={},
+                         ci={}, labels=None, correct={}, runs=runs, params=p)
 
 
 def test_a_probe_at_its_twin_with_a_loss_at_ln_k_did_not_learn(tmp_path):
     g = _group(tmp_path, "dino_vit_tiny.yaml", [0.5], math.log(4096))
     c = learning.check(g)
-    assert not c["learned"] and c["constant_loss"] == pytest.approx(math.log(4096))
-    assert c["final_loss"] == pytest.approx(math.log(4096))  # the last tenth, not step 0
-    assert len(c["why"]) == 2 and "constant output" in c["why"][1]
-    g["learning"] = c
+    assert not c.learned and c.constant_loss == pytest.approx(math.log(4096))
+    assert c.final_loss == pytest.approx(math.log(4096))  # the last tenth, not step 0
+    assert len(c.why) == 2 and "constant output" in c.why[1]
+    g.learning = c
     assert learning.label(g) == "X (did not learn)"
     assert "Did not learn at this budget" in learning.sentence(g)
 
@@ -38,19 +42,19 @@ def test_one_seed_reads_its_margin_against_the_val_images(tmp_path):
     # 2,000 val images at about 30%: a 95% half-width near 2.9 points
     small = learning.check(_group(tmp_path / "a", "simclr_resnet18.yaml", [2.0], 3.0))
     large = learning.check(_group(tmp_path / "b", "simclr_resnet18.yaml", [4.0], 3.0))
-    assert small["margin"]["low"] < 0 < large["margin"]["low"]
-    assert not small["learned"] and large["learned"]
-    assert large["constant_loss"] == pytest.approx(math.log(2 * 128 - 1))
+    assert small.margin.low < 0 < large.margin.low
+    assert not small.learned and large.learned
+    assert large.constant_loss == pytest.approx(math.log(2 * 128 - 1))
 
 
 def test_seeds_give_the_interval_and_a_learned_run_keeps_a_high_loss(tmp_path):
     # a short SimCLR run: its loss near ln(2N - 1), its probe clearly above the twin
     g = _group(tmp_path, "simclr_vit_tiny.yaml", [6.0, 7.0, 6.5], math.log(63) - 0.05)
     c = learning.check(g)
-    assert c["learned"] and c["why"] == [] and c["margin"]["n"] == 3
-    assert c["margin"]["low"] == pytest.approx(6.5 - 4.302653 * 0.5 / math.sqrt(3), abs=1e-3)
+    assert c.learned and c.why == [] and c.margin.n == 3
+    assert c.margin.low == pytest.approx(6.5 - 4.302653 * 0.5 / math.sqrt(3), abs=1e-3)
     g = _group(tmp_path / "b", "simclr_vit_tiny.yaml", [-1.0, 2.0, 0.5], 3.0)
-    assert not learning.check(g)["learned"]
+    assert not learning.check(g).learned
 
 
 def test_the_committed_families_report_ranks_no_failure():
@@ -62,14 +66,14 @@ def test_the_committed_families_report_ranks_no_failure():
     os.chdir(ROOT)
     try:
         spec = load(ROOT / "params" / "report" / "families.yaml")
-        groups = compare.summarise(compare.collect(spec["runs"]))
+        _, groups = summary.load(spec["runs"])
     finally:
         os.chdir(cwd)
-    failed = compare.failed_models(groups)
+    failed = differences.failed_models(groups)
     assert {m.split()[0] for m in failed} == {"BYOL", "DINO"}
-    assert not {r["Model"] for r in claims.efficiency_rows(groups)} & failed
-    said = compare.observations(groups, compare.differences(groups))
-    models = {g["model"] for g in groups}
+    assert not {r["Model"] for r in tables.efficiency_rows(groups)} & failed
+    said = differences.observations(groups, differences.differences(groups))
+    models = {g.model for g in groups}
     ranked = [s for s in said if any(m in s for m in failed)
               and len({m for m in models if m in s}) > 1]
     assert ranked == [] and any("did not learn" in s.lower() for s in said)

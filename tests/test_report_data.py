@@ -10,7 +10,7 @@ import pytest
 from sslnb.data import example_trees
 from sslnb.evaluate import evaluate
 from sslnb.params import resolve
-from sslnb.report import compare, paper
+from sslnb.report import differences, paper, results_file, summary
 from sslnb.report.notebook import params_rows
 from sslnb.train import pretrain
 
@@ -32,10 +32,9 @@ def imagenet100_run(tmp_path_factory):
 
 
 def test_methods_and_abstract_name_the_data_as_readers_do(imagenet100_run, tmp_path):
-    rows = compare.collect([{"run_dir": str(imagenet100_run), "group": "in100"}])
-    groups = compare.summarise(rows)
-    diffs = compare.differences(groups)
-    results = json.loads(compare.write_results(groups, diffs, rows, tmp_path).read_text())
+    rows, groups = summary.load([{"run_dir": str(imagenet100_run), "group": "in100"}])
+    diffs = differences.differences(groups)
+    results = json.loads(results_file.write(groups, diffs, rows, tmp_path).read_text())
     text = paper.methods_markdown(groups)
     abstract = paper.abstract(results)
     assert "ImageNet-100" in abstract and "imagenet100 at" not in abstract
@@ -118,11 +117,18 @@ def test_every_figure_text_reads_at_8pt_or_more_when_printed():
 def test_forest_plot_draws_each_decided_primary_once(tmp_path):
     import matplotlib.pyplot as plt
     from sslnb.report.plots import primaries_forest
-    decided = {"short": "a", "verdict": "supported", "primary": {"delta": 2.0},
-               "deciding": {"value": 3.0, "low": 1.0, "high": 5.0, "level": 0.975}}
-    undecided = {"short": "b", "verdict": "not tested", "primary": None}
+    from sslnb.report.claims import ClaimResult, Deciding, PrimaryDoc
+
+    def result(short, verdict, decided):
+        return ClaimResult(
+            "probe", "", short, "", [], 2, verdict, "",
+            PrimaryDoc("a", "b", "probe", "steps", 1, 2.0, "") if decided else None,
+            deciding=Deciding(3.0, 1.0, 5.0, 0.975, 0.01, 1.5, 4.5) if decided else None)
+
+    undecided = result("b", "not tested", False)
     assert primaries_forest([undecided], tmp_path) is None
-    fig = primaries_forest([decided, undecided, {**decided, "short": "c"}], tmp_path)
+    fig = primaries_forest([result("a", "supported", True), undecided,
+                            result("c", "supported", True)], tmp_path)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["3. c", "1. a"]
     assert sorted(t.get_text() for t in ax.texts) == ["supported (97.5%)"] * 2

@@ -71,7 +71,8 @@ def test_the_import_graph_has_no_cycle():
 def test_evaluation_never_imports_the_training_loop():
     graph = import_graph()
     for m in ("sslnb.features", "sslnb.probe", "sslnb.finetune", "sslnb.evaluate",
-              "sslnb.export", "sslnb.checkpoint", "sslnb.report.plots", "sslnb.report.compare"):
+              "sslnb.export", "sslnb.checkpoint", "sslnb.report.plots", "sslnb.report.summary",
+              "sslnb.report.claims", "sslnb.bench_results"):
         assert "sslnb.train" not in reachable(graph, m), m
 
 

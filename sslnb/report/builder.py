@@ -18,13 +18,14 @@ so a failing notebook leaves the previous report in place.
 from __future__ import annotations
 
 import difflib
+import html
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import yaml
 
@@ -36,7 +37,7 @@ from .notebook import env_overrides
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 REPORT_KEYS = {"title": str, "description": str, "set": dict, "seeds": list, "runs": list,
-               "extends": str, "primaries": dict}
+               "extends": str, "primaries": dict, "readings": dict}
 
 
 class ReportError(SslnbError):
@@ -114,10 +115,12 @@ def load(path: str | Path) -> dict:
                 f"overwrite the first's run. Give one a name of its own, e.g. "
                 f"set: {{name: {run['name']}_b}} under that entry, or remove the duplicate.")
         by_dir[run["run_dir"]] = len(by_dir)
-    from .primaries import registered
+    from .primaries import named_readings, registered
+    groups = {run["group"] for run in runs}
     return {"title": r.get("title", path.stem), "description": r.get("description", ""),
             "runs": runs, "path": str(path), "seeds": seeds or [None],
-            "primaries": registered(r.get("primaries") or {}, {run["group"] for run in runs}, path)}
+            "primaries": registered(r.get("primaries") or {}, groups, path),
+            "readings": named_readings(r.get("readings"), groups, path)}
 
 
 def _seeds(seeds, path: Path, key: str) -> list | None:
@@ -232,7 +235,9 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
 def strip_figures(notebook: Path) -> None:
     """Drop the images from an executed notebook's outputs, keeping their text: every figure is
     a PNG in graphs/ and embedded in report.html, so a third copy in the notebooks would only
-    grow the repository with every rebuild."""
+    grow the repository with every rebuild. An HTML output that embeds images (a numbered
+    figure, the appendix) says what it shows in its metadata (sslnb.report.paper), which stands
+    in its place."""
     import nbformat
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
@@ -243,12 +248,9 @@ def strip_figures(notebook: Path) -> None:
                 del data[k]
             if images and "text/plain" not in data:
                 data["text/plain"] = "[figure: in graphs/ and in report.html]"
-            if "text/html" in data:  # figures the comparison embeds in its HTML cells
-                html = "".join(data["text/html"]) if isinstance(data["text/html"], list) \
-                    else data["text/html"]
-                data["text/html"] = re.sub(r'src="data:image/[^"]*"',
-                                           'src="" alt="figure: in graphs/ and in report.html"',
-                                           html)
+            summary = out.get("metadata", {}).get(SUMMARY)
+            if summary and "text/html" in data:
+                data["text/html"] = f"<p>[{html.escape(summary)}]</p>"
     nbformat.write(nb, notebook)
 
 
@@ -275,11 +277,16 @@ def _execute_compare(spec: dict, staging: Path, graphs_dir: Path, kernel: str) -
     return compare_out
 
 
+TEMPLATES = Path(__file__).with_name("templates")  # sslnb_report: lab, made self-contained
+STYLE = Path(__file__).with_name("report.css")
+SUMMARY, HEADING = "sslnb_summary", "sslnb_heading"  # output metadata set by report.paper
+
+
 def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
-    """The comparison notebook as one self-contained HTML page: code, prompts and every stream
-    output (progress, warnings, the runs' chatter) left out, figures embedded, a table of
-    contents, and the report stylesheet (screen, print, dark mode). The per-run notebooks stay in
-    report/executed/."""
+    """The comparison notebook as one self-contained HTML page, rendered by the sslnb_report
+    template: code, prompts and every stream output (progress, warnings, the runs' chatter)
+    left out, figures embedded, the report stylesheet (screen, print, dark mode) and a table
+    of contents of its sections. The per-run notebooks stay in report/executed/."""
     import nbformat
     from nbconvert import HTMLExporter
     merged = nbformat.read(compare_nb, as_version=4)
@@ -289,50 +296,36 @@ def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
     for c in merged.cells:
         if c.cell_type == "code":
             c.outputs = [o for o in c.outputs if o.get("output_type") != "stream"]
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, embed_images=True, mathjax_url="",
-                            require_js_url="", jquery_url="", mermaid_js_url="",
-                            mermaid_layout_elk_js_url="")
-    exporter.exclude_anchor_links = True
-    body, _ = exporter.from_notebook_node(merged, resources={"metadata": {"name": spec["title"]}})
-    body = re.sub(r'<script[^>]*\ssrc=""[^>]*>\s*</script>', "", body)  # no CDN, no empty fetch
-    body = body.replace("</head>", f"<style>{STYLE.read_text()}</style>\n</head>", 1)
-    out.write_text(with_contents(body), encoding="utf-8")
+    exporter = HTMLExporter(template_name="sslnb_report", extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True, anchor_link_text="")
+    resources = {"metadata": {"name": spec["title"]},
+                 "sslnb": {"css": STYLE.read_text(), "contents": contents(merged)}}
+    body, _ = exporter.from_notebook_node(merged, resources=resources)
+    out.write_text(body, encoding="utf-8")
     return out
 
 
-STYLE = Path(__file__).with_name("report.css")
+def heading_id(title: str) -> str:
+    """The id nbconvert gives a markdown heading (its own add_anchor, read back)."""
+    from nbconvert.filters import add_anchor
+    return ElementTree.fromstring(add_anchor(f"<h2>{html.escape(title)}</h2>")).get("id")
 
 
-def with_contents(page: str) -> str:
-    """Ids on the second-level headings, and a table of contents of them placed before the
-    first (after the title and abstract)."""
-    used: set[str] = set()
-
-    def add_id(m):
-        attrs, text = m.group(1), m.group(2)
-        found = re.search(r'\sid="([^"]+)"', attrs)
-        ident = found.group(1) if found else (
-            re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r"<[^>]+>", "", text)).strip("-") or "section")
-        while ident in used:
-            ident += "-2"
-        used.add(ident)
-        if not found:
-            attrs += f' id="{ident}"'
-        return f"<h2{attrs}>{text}</h2>"
-
-    page = re.sub(r"<h2([^>]*)>(.*?)</h2>", add_id, page, flags=re.S)
-    heads = re.findall(r'<h2[^>]*\sid="([^"]+)"[^>]*>(.*?)</h2>', page, flags=re.S)
-    if not heads:
-        return page
-    items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t).strip()}</a></li>'
-                    for i, t in heads)
-    nav = (f'<nav class="toc" aria-label="Contents"><p class="toc-title">Contents</p>'
-           f"<ol>{items}</ol></nav>")
-    first_heading = page.index(f'id="{heads[0][0]}"')
-    cell = page.rfind('<div class="jp-Cell', 0, first_heading)  # the cell holding it
-    at = cell if cell >= 0 else page.rfind("<h2", 0, first_heading)
-    return page[:at] + nav + page[at:]
+def contents(nb) -> list[tuple[str, str]]:
+    """(id, title) of each second-level heading, in order: those of the markdown cells and of
+    the markdown the cells display, and an HTML output's own (its metadata names it)."""
+    found = []
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        texts = [cell.source] if cell.cell_type == "markdown" else [
+            o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+        for text in texts:
+            found += [(heading_id(line[3:].strip()), line[3:].strip())
+                      for line in text.splitlines() if line.startswith("## ")]
+        found += [tuple(o["metadata"][HEADING]) for o in outputs
+                  if HEADING in o.get("metadata", {})]
+    return found
 
 
 def chromium() -> str | None:

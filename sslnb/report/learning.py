@@ -1,7 +1,7 @@
 """Did each configuration learn? A pretrained encoder whose probe is not above its random-init
 twin's on val has not learned at its budget (its final loss against the level a constant output
-scores says how): the report marks it so and leaves it out of rankings and per-cost tables,
-instead of ranking a failure as a result."""
+scores, and the effective rank of its features against the twin's, say how): the report marks it
+so and leaves it out of rankings and per-cost tables, instead of ranking a failure as a result."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import methods
 from ..stats import _quantile
+from .records import Configuration, Learning, Margin
 
 # a final loss within this fraction of the constant-output level counts as sitting on it
 AT_LEVEL = 0.97
@@ -26,14 +27,16 @@ def final_loss(run_dir: Path | str) -> float | None:
     return sum(tail) / len(tail) if tail else None
 
 
-def check(g: dict) -> dict:
-    """{'learned', 'margin' (probe val minus the twin's: value, low, high, n), 'final_loss',
-    'constant_loss', 'why'} of one configuration (its seeds together). The margin's 95%
-    interval is over seeds (t on n - 1 df); with one seed, over the val images (two binomial
-    proportions), when the val size is known."""
-    runs = [r for r in g["runs"] if r.get("val_top1") is not None
-            and r.get("random_val_top1") is not None]
-    diffs = [r["val_top1"] - r["random_val_top1"] for r in runs]
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def check(g: Configuration) -> Learning:
+    """The margin's 95% interval is over seeds (t on n - 1 df); with one seed, over the val images
+    (two binomial proportions), when the val size is known."""
+    runs = [r for r in g.runs if r.val_top1 is not None and r.random_val_top1 is not None]
+    diffs = [r.val_top1 - r.random_val_top1 for r in runs]
     margin = None
     if diffs:
         n, mean = len(diffs), sum(diffs) / len(diffs)
@@ -41,68 +44,91 @@ def check(g: dict) -> dict:
             sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
             half = _quantile(0.95, n - 1) * sd / math.sqrt(n)
         else:
-            images = g["params"]["data"].get("num_val")
-            a, b = runs[0]["val_top1"] / 100, runs[0]["random_val_top1"] / 100
+            images = g.params["data"].get("num_val")
+            a, b = runs[0].val_top1 / 100, runs[0].random_val_top1 / 100
             half = (1.959964 * 100 * math.sqrt((a * (1 - a) + b * (1 - b)) / images)
                     if images else None)
-        margin = {"value": mean, "n": n, "low": mean - half if half is not None else None,
-                  "high": mean + half if half is not None else None}
-    losses = [x for x in (final_loss(r["run_dir"]) for r in g["runs"]) if x is not None]
-    loss = sum(losses) / len(losses) if losses else None
-    level = methods.get(g["params"]).constant_loss(g["params"])
+        margin = Margin(mean, n, mean - half if half is not None else None,
+                        mean + half if half is not None else None)
+    loss = _mean([final_loss(r.run_dir) for r in g.runs])
+    level = methods.get(g.params).constant_loss(g.params)
     # The probe decides: a short run can learn while its loss is still near the constant level
-    # (SimCLR at 128 steps); the loss only says why a failure failed.
+    # (SimCLR at 128 steps); the loss and the rank only say why a failure failed.
     why = []
     if margin is not None:
-        above = margin["low"] > 0 if margin["low"] is not None else margin["value"] > 0
+        above = margin.low > 0 if margin.low is not None else margin.value > 0
         if not above:
             why.append("its probe is not above its random-init twin's on val")
             if loss is not None and level is not None and loss >= AT_LEVEL * level:
                 why.append("its pretraining loss ends at the level a constant output scores")
-    return {"learned": not why, "margin": margin, "final_loss": loss, "constant_loss": level,
-            "why": why}
+    return Learning(not why, margin, loss, level, why,
+                    _mean([r.effective_rank for r in g.runs]),
+                    _mean([r.random_effective_rank for r in g.runs]))
 
 
-def learned(g: dict) -> bool:
-    return g.get("learning", {}).get("learned", True)
+def learned(g: Configuration) -> bool:
+    return g.learning is None or g.learning.learned
 
 
-def label(g: dict) -> str:
+def label(g: Configuration) -> str:
     """The model's name in a table, marked when it did not learn."""
-    return g["model"] + ("" if learned(g) else f" ({NOT_LEARNED})")
+    return g.model + ("" if learned(g) else f" ({NOT_LEARNED})")
 
 
-def sentence(g: dict) -> str:
+def sentence(g: Configuration) -> str:
     """One "did it learn?" line, with its numbers."""
-    c, parts = g["learning"], []
-    m = c["margin"]
+    c, parts = g.learning, []
+    m = c.margin
     if m:
-        over = (f"over {m['n']} seeds" if m["n"] > 1 else "over the val images")
-        ci = (f" (95% CI {m['low']:+.1f} to {m['high']:+.1f} {over})"
-              if m["low"] is not None else "")
-        parts.append(f"probe on val {m['value']:+.1f} points against its random-init twin{ci}")
-    if c["final_loss"] is not None:
-        parts.append(f"final pretraining loss {c['final_loss']:.2f}" + (
-            f" against {c['constant_loss']:.2f} for a constant output"
-            if c["constant_loss"] is not None else ""))
-    verdict = ("Learned." if c["learned"] else
-               "**Did not learn at this budget**: " + " and ".join(c["why"]) + ".")
-    return f"{g['model']}: " + "; ".join(parts) + f". {verdict}"
+        over = f"over {m.n} seeds" if m.n > 1 else "over the val images"
+        ci = f" (95% CI {m.low:+.1f} to {m.high:+.1f} {over})" if m.low is not None else ""
+        parts.append(f"probe on val {m.value:+.1f} points against its random-init twin{ci}")
+    if c.final_loss is not None:
+        parts.append(f"final pretraining loss {c.final_loss:.2f}" + (
+            f" against {c.constant_loss:.2f} for a constant output"
+            if c.constant_loss is not None else ""))
+    if c.effective_rank is not None and c.twin_effective_rank is not None:
+        parts.append(f"effective rank of its val features {c.effective_rank:.1f} against the "
+                     f"twin's {c.twin_effective_rank:.1f}")
+    verdict = ("Learned." if c.learned else
+               "**Did not learn at this budget**: " + " and ".join(c.why) + ".")
+    return f"{g.model}: " + "; ".join(parts) + f". {verdict}"
 
 
-def table(groups: list[dict]):
-    """One row per configuration: its val margin over the twin, final loss, constant level."""
+def table(groups: list[Configuration]):
+    """One row per configuration: its val margin over the twin, final loss against the constant
+    level, effective rank against the twin's (where the runs measured it)."""
     import pandas as pd
     rows = []
+    ranks = any(g.learning.effective_rank is not None for g in groups)
     for g in groups:
-        c, m = g["learning"], g["learning"]["margin"]
-        rows.append({
-            "Model": g["model"],
+        c, m = g.learning, g.learning.margin
+        row = {
+            "Model": g.model,
             "Probe on val minus twin (points)": (
-                f"{m['value']:+.1f}" + (f" ({m['low']:+.1f} to {m['high']:+.1f})"
-                                        if m["low"] is not None else "")) if m else "not run",
-            "Final loss": f"{c['final_loss']:.2f}" if c["final_loss"] is not None else "",
-            "Constant-output loss": (f"{c['constant_loss']:.2f}"
-                                     if c["constant_loss"] is not None else "depends on data"),
-            "Learned": "yes" if c["learned"] else f"no: {'; '.join(c['why'])}"})
+                f"{m.value:+.1f}" + (f" ({m.low:+.1f} to {m.high:+.1f})"
+                                     if m.low is not None else "")) if m else "not run",
+            "Final loss": f"{c.final_loss:.2f}" if c.final_loss is not None else "",
+            "Constant-output loss": (f"{c.constant_loss:.2f}"
+                                     if c.constant_loss is not None else "depends on data")}
+        if ranks:
+            row["Effective rank (twin)"] = (
+                f"{c.effective_rank:.1f} ({c.twin_effective_rank:.1f})"
+                if c.effective_rank is not None and c.twin_effective_rank is not None
+                else "not measured")
+        row["Learned"] = "yes" if c.learned else f"no: {'; '.join(c.why)}"
+        rows.append(row)
     return pd.DataFrame(rows).style.hide(axis="index")
+
+
+def overtakes_twin(g: Configuration) -> int | None:
+    """The first kept snapshot step at which the probe on test is above step 0's (the
+    random-init twin's), and stays above at every later snapshot; None if it never does."""
+    pts = g.curve
+    if len(pts) < 2 or pts[0].step != 0:
+        return None
+    twin = pts[0].probe.value
+    for i, pt in enumerate(pts[1:], 1):
+        if all(q.probe.value > twin for q in pts[i:]):
+            return pt.step
+    return None

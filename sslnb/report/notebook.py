@@ -10,9 +10,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import yaml
 
+from ..bench_results import results_table as bench_table
 from ..errors import ParamsError
-from ..params import flatten
-from . import plots
+from ..params import fill_missing, flatten
+from . import plots, tables
+from .differences import Difference, other_differences
+from .records import Configuration, Run
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
 
@@ -60,15 +63,15 @@ def _table(rows: list[tuple], header: tuple | None = None) -> str:
     return f"<table>{'<thead><tr>' + head + '</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
 
 
-def scale_box(results: dict, report_params: str | Path, rows: list[dict]) -> str:
+def scale_box(results: dict, report_params: str | Path, rows: list[Run]) -> str:
     """What this report is, at a glance, before any number: data, image size, pretraining
     images, the pretraining minutes its runs logged, hardware, seeds and the command."""
     name = Path(report_params).stem
     seeds = sorted({c["n_seeds"] for c in results["configurations"]})
     fewer = [c["model"] for c in results["configurations"] if c["n_seeds"] != seeds[-1]]
-    minutes = sum(r["pretrain_time_s"] or 0 for r in rows) / 60
-    sizes = sorted({r["params"]["data"]["image_size"] for r in rows})
-    images = sorted({r["pretrain_images"] for r in rows})
+    minutes = sum(r.pretrain_time_s or 0 for r in rows) / 60
+    sizes = sorted({r.params["data"]["image_size"] for r in rows})
+    images = sorted({r.pretrain_images for r in rows})
     cells = [
         ("Data", results["data"]["description"].replace("`", "")),
         ("Image size", " and ".join(f"{s}px" for s in sizes)),
@@ -84,7 +87,7 @@ def scale_box(results: dict, report_params: str | Path, rows: list[dict]) -> str
     return '<div class="scale-box">' + _table(cells) + "</div>"
 
 
-def show_scale(results: dict, report_params: str | Path, rows: list[dict]) -> None:
+def show_scale(results: dict, report_params: str | Path, rows: list[Run]) -> None:
     _show(scale_box(results, report_params, rows))
 
 
@@ -219,20 +222,20 @@ def ran_with(doc: dict, c: dict, params: dict) -> bool:
                if k not in ("name", "out_dir"))
 
 
-def choices_html(groups: list[dict], paper) -> str:
+def choices_html(groups: list[Configuration], paper) -> str:
     """Every logged choice (logs/choices/) of this report's configurations: the candidates, their
     val numbers, the best on val and the one its runs used."""
     import pandas as pd
     from ..choose import choices_for
     rows = []
-    folder = Path(groups[0]["runs"][0]["run_dir"]).parent / "choices"
+    folder = Path(groups[0].runs[0].run_dir).parent / "choices"
     # A run named in a report (families_byol_resnet18) keeps the recipe chosen for its params
     # file (byol_resnet18, logged under the file's name).
     params = {}
     for g in groups:
-        for r in g["runs"]:
-            params.setdefault(g["group"], r["params"])
-            params.setdefault(Path(r["params_file"]).stem, r["params"])
+        for r in g.runs:
+            params.setdefault(g.group, r.params)
+            params.setdefault(Path(r.params_file).stem, r.params)
     for doc in choices_for(sorted(params), folder):
         fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items()
                           if k not in ("name", "out_dir"))  # where it ran, not what
@@ -260,15 +263,14 @@ def choices_html(groups: list[dict], paper) -> str:
                                    "earlier one's best).", appendix=True)
 
 
-def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list[dict], paper,
-                   graphs_dir: Path, bench_dir: Path) -> list[tuple[str, str]]:
+def appendix_parts(rows: list[Run], groups: list[Configuration], diffs: list[Difference],
+                   paper, graphs_dir: Path, bench_dir: Path) -> list[tuple[str, str]]:
     """The report's appendix as (title, HTML): per-seed results, each run's setup (environment,
     main parameters, data, pretraining curves), and the benchmarks of its own configurations."""
-    from . import compare
     parts = [("Per-seed results", paper.table_html(
-        compare.per_seed_table(rows), "per-seed", "Every run's numbers (also in "
+        tables.per_seed_table(rows), "per-seed", "Every run's numbers (also in "
         "results_per_seed.csv beside the report).", appendix=True))]
-    others = compare.other_differences(diffs, groups)
+    others = other_differences(diffs, groups)
     if len(others.data):
         parts.append(("Every other difference", paper.table_html(
             others, "differences", "The differences the Results do not state in prose (a "
@@ -276,7 +278,9 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
             "95% interval (descriptive, not adjusted for multiplicity).",
             appendix=True)))
     parts.append(("How the recipes were chosen", choices_html(groups, paper)))
-    bench = compare.performance_table(bench_dir, groups)
+    bench = bench_table(bench_dir, {g.encoder for g in groups},
+                        {g.params["data"]["image_size"] for g in groups},
+                        {g.device for g in groups})
     if len(bench.data):
         parts.append(("Benchmarks", paper.table_html(
             bench, "bench", "Benchmarks of this report's configurations on its hardware "
@@ -285,10 +289,9 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
     # platform names the host: isolated clocks agree on one host, not across hosts
     env_keys = ["python", "torch", "torchvision", "timm", "device_name", "platform", "git_commit",
                 "code_version"]
-    from ..params import fill_missing
     for g in groups:  # one configuration's seeds differ only in `seed`: its first run stands
-        first, others = g["runs"][0], g["runs"][1:]
-        run = Path(first["run_dir"])
+        first, others = g.runs[0], g.runs[1:]
+        run = Path(first.run_dir)
         env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
         setup = _table([(k, _fmt(env[k])) for k in env_keys if k in env], ("environment", ""))
         if "+dirty" in str(env.get("git_commit")):
@@ -300,9 +303,9 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
         made = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))  # what ran
         setup += _table(params_rows(made), ("parameter", "value"))
         if others:
-            setup += (f"<p>Seeds {', '.join(str(r['seed']) for r in others)}: the same parameters "
+            setup += (f"<p>Seeds {', '.join(str(r.seed) for r in others)}: the same parameters "
                       f"but <code>seed</code> (runs "
-                      f"{', '.join(html.escape(r['run']) for r in others)}); their numbers are in "
+                      f"{', '.join(html.escape(r.run) for r in others)}); their numbers are in "
                       f"the per-seed table, their files in logs/.</p>")
         if (run / "metrics" / "steps.jsonl").is_file():  # redrawn from the logs at each render
             plt.close(plots.training_curves(run, graphs_dir))
@@ -311,6 +314,6 @@ def appendix_parts(spec: dict, rows: list[dict], groups: list[dict], diffs: list
             setup += paper.figure_html(curves.read_bytes(), f"curves-{run.name}",
                                        f"Pretraining loss, learning rate and images/s per step "
                                        f"of {run.name}.", appendix=True)
-        source = f" ({g['params_file']})" if g.get("params_file") else ""
-        parts.append((f"{g['model']}: run {run.name}{source}", setup))
+        source = f" ({g.params_file})" if g.params_file else ""
+        parts.append((f"{g.model}: run {run.name}{source}", setup))
     return parts

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .. import encoders, methods
 from ..verdicts import percent
+from . import records
+from .records import Configuration, main_groups
 from .wording import class_label, dataset_name, listing, plural, study_classes
 
 
@@ -53,11 +55,15 @@ class Paper:
             return
         if isinstance(fig, (str, Path)):
             return self.figure_file(fig, key, caption)
-        _show(self.figure_html(png(fig), key, caption))
+        _show(self.figure_html(png(fig), key, caption), self._summary(key, caption))
 
     def figure_file(self, path: Path | str, key: str, caption: str) -> None:
         if Path(path).is_file():
-            _show(self.figure_html(Path(path).read_bytes(), key, caption))
+            _show(self.figure_html(Path(path).read_bytes(), key, caption),
+                  self._summary(key, caption))
+
+    def _summary(self, key: str, caption: str) -> str:
+        return f"{self.ref('Figure', key)}: {caption} (the image: in graphs/ and report.html)"
 
     def table(self, table, key: str, caption: str) -> None:
         _show(self.table_html(table, key, caption))
@@ -67,7 +73,8 @@ class Paper:
         inner = "".join(f"<h3>{html.escape(t)}</h3>{h}" for t, h in parts)
         _show(f'<details class="appendix" id="appendix"><summary><h2 id="Appendix">Appendix</h2>'
               f"<span>per-run setup, parameters, environment, per-seed results, benchmarks"
-              f"</span></summary>{inner}</details>")
+              f"</span></summary>{inner}</details>",
+              "The appendix: in report.html (its figures embed images)", ("Appendix", "Appendix"))
 
 
 def png(fig) -> bytes:
@@ -78,25 +85,30 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _show(text: str) -> None:
+def _show(text: str, summary: str | None = None, heading: tuple | None = None) -> None:
+    """Display HTML; `summary` stands in for it where its images are stripped from the executed
+    notebook, `heading` (id, title) enters the report's table of contents (sslnb.report.builder
+    reads both from the output's metadata)."""
     from IPython.display import HTML, display
-    display(HTML(text))
+    meta = {**({"sslnb_summary": summary} if summary else {}),
+            **({"sslnb_heading": list(heading)} if heading else {})}
+    display(HTML(text), metadata=meta or None)
 
 
-def pretraining_data(groups: list[dict], shown: int = 20) -> list[str]:
+def pretraining_data(groups: list[Configuration], shown: int = 20) -> list[str]:
     """Methods lines: the classes each pretraining saw (names and ids, from the run's data.json)
     and the files the decode-once cache skipped, with reasons."""
     import json
     seen: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
     for g in groups:
-        path = Path(g["runs"][0]["run_dir"]) / "data.json"
+        path = Path(g.runs[0].run_dir) / "data.json"
         if not path.is_file():
             continue
         d = json.loads(path.read_text())
         names = [class_label(c) for c in d["classes"]]
-        label = f"{len(names)} classes{study_classes(g['params']['data'])}: {', '.join(names)}"
-        seen.setdefault(label, []).append(g["model"])
+        label = f"{len(names)} classes{study_classes(g.params['data'])}: {', '.join(names)}"
+        seen.setdefault(label, []).append(g.model)
         skipped.update({s["file"]: s["reason"] for s in d.get("skipped", [])})
     lines = []
     for label, models in seen.items():
@@ -179,11 +191,10 @@ def abstract(doc: dict) -> str:
     return " ".join(out)
 
 
-def methods_markdown(groups: list[dict]) -> str:
+def methods_markdown(groups: list[Configuration]) -> str:
     """Data and splits, each configuration's recipe, the evaluation protocol, the baselines and
     the hardware, stated once, from the resolved params."""
-    from .claims import main_groups
-    first = groups[0]["params"]
+    first = groups[0].params
     d, e = first["data"], first["eval"]
     if d["source"] == "shapes":
         data = (f"The embedded `shapes` dataset: {d['num_classes']} classes of procedurally "
@@ -208,11 +219,11 @@ def methods_markdown(groups: list[dict]) -> str:
     lines += ["| Model | Encoder | Params file | Epochs | Batch | Optimizer, base lr | "
               "Pretraining images |", "|---|---|---|---|---|---|---|"]
     for g in groups:
-        p, m = g["params"], g["mean"]
+        p, m = g.params, g.mean
         enc = p["model"]["encoder"] + (" (timm)" if encoders.family(p["model"]["encoder"]) == "vit"
                                        else " (torchvision)")
-        src = g.get("params_file", "")
-        lines.append(f"| {g['model']} | {enc} | {src} | {p['train']['epochs']} | "
+        src = g.params_file
+        lines.append(f"| {g.model} | {enc} | {src} | {p['train']['epochs']} | "
                      f"{p['train']['batch_size']} | {p['train']['optimizer']}, "
                      f"{p['train']['base_lr']:g} | {m['pretrain_images']:,.0f} |")
     lines += ["", f"**Evaluation.** Linear probe: BatchNorm without affine parameters, then a "
@@ -222,9 +233,9 @@ def methods_markdown(groups: list[dict]) -> str:
               f"(batch {e['probe_batch_size']}), {plural(e['probe_warmup_epochs'], 'warm-up epoch')}, "
               f"cosine. kNN: cosine similarity, k = {e['knn_k']}, temperature "
               f"{e['knn_temperature']:g}."]
-    tuned = [g for g in main_groups(groups) if g["params"]["eval"]["finetune_epochs"] > 0]
+    tuned = [g for g in main_groups(groups) if g.params["eval"]["finetune_epochs"] > 0]
     if tuned:
-        f = tuned[0]["params"]["eval"]
+        f = tuned[0].params["eval"]
         lines[-1] += (f" Fine-tuning: the exported encoder as a timm / torchvision classifier, "
                       f"{plural(f['finetune_epochs'], 'epoch')}"
                       + (f" on {f['finetune_max_train']:,} labelled images" if
@@ -236,14 +247,66 @@ def methods_markdown(groups: list[dict]) -> str:
                       + ("; every depth starts from a linear probe trained on the same labelled "
                          "images (depth 0, what each gain is measured from), and BatchNorm keeps "
                          "the statistics that probe read." if any(
-                             "pretrained/finetune_k0" in g["correct"] for g in tuned) else "."))
+                             "pretrained/finetune_k0" in g.correct for g in tuned) else "."))
     lines += ["", "**Baselines.** Every encoder is read next to its random-init twin: the same "
               "architecture built with the same seed, never trained (a ResNet's BatchNorm "
               "statistics at their initial values), through the same probe, kNN and fine-tuning.",
-              "", "**Hardware.** " + listing(sorted({g["device"] for g in groups})) + "."]
-    used = sorted({methods.get(g["method"]) for g in groups}, key=lambda m: m.title)
+              "", "**Hardware.** " + listing(sorted({g.device for g in groups})) + "."]
+    used = sorted({methods.get(g.method) for g in groups}, key=lambda m: m.title)
     cited = "; ".join(f"{m.title}: {m.citation}" for m in used if m.citation)
     lines += ["", f"**Objectives.** {listing([m.title for m in used])} as in their papers"
               + (f" ({cited})" if cited else "") + "; what is faithful and how it is tested is "
               "listed in docs/methods.md and docs/protocol.md."]
     return "\n".join(lines)
+
+
+def limitations(groups: list[Configuration]) -> list[str]:
+    """What the report cannot say, from what it contains."""
+    out = []
+    seeds = sorted({g.n for g in groups})
+    if seeds == [1]:
+        out.append("One seed per configuration: the intervals cover which test images were drawn, "
+                   "not run-to-run variation of pretraining (`seeds: [0, 1, 2]` in the report "
+                   "params repeats every run), so a rebuild on other hardware can land outside "
+                   "them.")
+    else:
+        out.append(f"{' or '.join(map(str, seeds))} seeds per configuration: the seed part of each "
+                   f"interval takes Student's t with n - 1 degrees of freedom, which is why the "
+                   f"intervals are wide; more seeds narrow them.")
+    out.append("Reproducing: rebuilt on the same hardware with the same library versions, every "
+               "run reproduces bit for bit (a run stopped and resumed from any checkpoint ends with "
+               "the same weights as one that never stopped: tests/test_resume.py). On another CPU "
+               "or GPU, or other versions, the math libraries round differently and a run drifts "
+               "like another seed: expect numbers inside the intervals over seeds, not the same "
+               "digits.")
+    if any(g.source == "shapes" for g in groups):
+        out.append("The embedded `shapes` data and the CPU-sized schedules are far from "
+                   "ImageNet-scale pretraining, and the demo's data difficulty and recipes were "
+                   "chosen on `val` for short schedules; they show the pipeline and the direction "
+                   "of effects, not the published numbers. The study's configurations run with "
+                   "`make report REPORT=imagenet100 DATA=/path/to/imagenet100` on a GPU.")
+    main = main_groups(groups)
+    missing = [g.model for g in main if "finetune_top1" not in g.mean]
+    tuned = [g for g in main if "finetune_top1" in g.mean]
+    if missing:
+        out.append(f"Fine-tuning was not run for {listing(missing)} "
+                   f"(eval.finetune_epochs: 0): this report does not test whether fine-tuning "
+                   f"changes their ranking.")
+    if tuned:
+        e = tuned[0].params["eval"]
+        out.append(f"Fine-tuning is short ({plural(e['finetune_epochs'], 'epoch')}"
+                   + (f" on {e['finetune_max_train']:,} labelled images" if e["finetune_max_train"]
+                      else "") + ", without mixup or cutmix): it says little about how each "
+                   "method fine-tunes at a full budget.")
+    sweeps = records.sweeps(groups)
+    if any(g.steps < records.full_set(s).steps for s in sweeps for g in s):
+        out.append("Some data-scale runs train a smaller pretraining set for the same epochs as "
+                   "the full one, so it also gets fewer optimizer steps: those comparisons do not "
+                   "separate less data from less compute (shown, labelled; only equal-step "
+                   "comparisons decide the data claim).")
+    out.append("Random-init twins use the same architecture and initialisation seed, never trained "
+               "(ResNet BatchNorm statistics at their initial values)" + (
+                   "; the linear probe uses SGD rather than the protocol's LARS because its "
+                   "batches are small (see docs/protocol.md)." if all(
+                       g.params["eval"]["probe_optimizer"] == "sgd" for g in groups) else "."))
+    return out

@@ -12,11 +12,17 @@ import torch
 import yaml
 
 from .. import methods
-from ..checkpoint import load_pretrained
+from ..checkpoint import has_checkpoint, load_pretrained
 from ..data import load_split
+from ..features import features
 from ..params import fill_missing
 from ..runs import read_jsonl
+from ..stats import accuracy_interval
 from ..verdicts import percent
+from . import learning
+from .claims import ClaimResult
+from .records import Configuration, full_set, main_groups, sweeps
+from .wording import listing
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -135,67 +141,79 @@ AXES = (("epoch", "pretraining epochs", None), ("images_seen", "images seen (mil
         ("train_seconds", "pretraining wall-clock (minutes)", 60.0))
 
 
-def _flops_unit(groups: list[dict]) -> tuple[float, str]:
+def _flops_unit(groups: list[Configuration]) -> tuple[float, str]:
     """The FLOPs unit that puts the largest value between 1 and 1000 (no '0.0025' ticks)."""
-    largest = max((pt["train_flops"] for g in groups for pt in g["curve"] if "train_flops" in pt),
+    largest = max((pt.train_flops for g in groups for pt in g.curve if pt.train_flops is not None),
                   default=1.0)
     return next(((s, u) for s, u in ((1e18, "EFLOP"), (1e15, "PFLOP"), (1e12, "TFLOP"))
                  if largest >= s), (1e9, "GFLOP"))
 
 
-def across_pretraining(groups: list[dict], graphs_dir=None,
+def across_pretraining(groups: list[Configuration], graphs_dir=None,
                        name: str = "accuracy_across_pretraining"):
     """Test top-1 of the encoder snapshots kept during pretraining (step 0 = random init), against
     epochs, images seen, training FLOPs and wall-clock time: one line per model (solid: linear
-    probe, dotted: kNN) with its 95% bootstrap band. The study's per-epoch probing graph, and the
-    compute-matched view (which method gives better features per unit of compute)."""
+    probe, dotted: kNN) with its 95% band and each seed's probe as a faint dot; the legend says
+    at which step each model's probe first overtook its random-init twin's. The study's
+    per-epoch probing graph, and the compute-matched view (which method gives better features
+    per unit of compute)."""
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 6.4), sharey=True)
     axes = list(axes.flat)
     flops_scale, flops_unit = _flops_unit(groups)
     for i, g in enumerate(groups):
-        pts = g["curve"]
+        pts = g.curve
+        step = learning.overtakes_twin(g)
+        overtakes = ("" if len(pts) < 2 else ", never above its twin" if step is None else
+                     f", above its twin from step {step:,}")
         for ax, (key, label, scale) in zip(axes, AXES):
-            if not pts or any(key not in pt for pt in pts):
+            if not pts or any(getattr(pt, key) is None for pt in pts):
                 continue
             if key == "train_flops":
                 scale, label = flops_scale, f"{label} ({flops_unit})"
-            x = [pt[key] / (scale or 1.0) for pt in pts]
+            x = [getattr(pt, key) / (scale or 1.0) for pt in pts]
             if len(x) > 1 and x[-1] <= 0:
                 continue  # not measured (a run shorter than one epoch logs no epoch time)
             for ev, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
-                ax.plot(x, [pt[ev].value for pt in pts], style, color=f"C{i}", markersize=3,
-                        label=f"{g['model']} {'probe' if ev == 'probe' else 'kNN'}")
-                ax.fill_between(x, [pt[ev].low for pt in pts], [pt[ev].high for pt in pts],
+                ax.plot(x, [getattr(pt, ev).value for pt in pts], style, color=f"C{i}",
+                        markersize=3, label=f"{g.model} " + (f"probe{overtakes}" if ev == "probe"
+                                                              else "kNN"))
+                ax.fill_between(x, [getattr(pt, ev).low for pt in pts],
+                                [getattr(pt, ev).high for pt in pts],
                                 color=f"C{i}", alpha=alpha, linewidth=0)
+            if g.n > 1:  # each seed's own probe at each snapshot
+                for xi, pt in zip(x, pts):
+                    seeds = 100 * g.correct[f"{pt.kind}/probe"].mean(axis=1)
+                    ax.scatter([xi] * len(seeds), seeds, s=8, color=f"C{i}", alpha=0.45,
+                               linewidths=0)
             ax.set(xlabel=label)
     for ax in axes[::2]:
         ax.set(ylabel="test top-1 (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(2, max(1, len(labels))),
                bbox_to_anchor=(0.5, 0.0))
-    device = groups[0]["device"] if groups else ""
+    device = groups[0].device if groups else ""
     axes[-1].set_title(device)
     return _save(fig, graphs_dir, name)
 
 
-def primaries_forest(results: list[dict], graphs_dir=None, name: str = "primaries"):
+def primaries_forest(results: list[ClaimResult], graphs_dir=None, name: str = "primaries"):
     """Each registered primary's difference (a - b, points) with its Holm-adjusted interval, the
     equivalence margin +-delta shaded and 0 drawn, labelled with its verdict: the claims at a
     glance. None without a decided primary."""
-    rows = [(i, r) for i, r in enumerate(results, 1) if r.get("primary") and r.get("deciding")]
+    rows = [(i, r) for i, r in enumerate(results, 1) if r.primary and r.deciding]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.75 * len(rows)))
-    delta = max(r["primary"]["delta"] for _, r in rows)
+    delta = max(r.primary.delta for _, r in rows)
     ax.axvspan(-delta, delta, color="0.9", zorder=0, label=f"\u00b1{delta:g} points (equivalence margin)")
     ax.axvline(0, color="0.3", lw=1)
     for y, (i, r) in enumerate(reversed(rows)):
-        d = r["deciding"]
-        ax.errorbar(d["value"], y, xerr=[[d["value"] - d["low"]], [d["high"] - d["value"]]],
-                    fmt="o", color="C3" if r["verdict"] == "invalid test" else "C0", capsize=4)
-        ax.annotate(f"{r['verdict']} ({percent(d['level'])})", (d["high"], y),
+        d = r.deciding
+        ax.errorbar(d.value, y, xerr=[[d.value - d.low], [d.high - d.value]],
+                    fmt="o", color="C3" if r.verdict == "invalid test" else "C0", capsize=4)
+        ax.annotate(f"{r.verdict} ({percent(d.level)})", (d.high, y),
                     xytext=(6, 0), textcoords="offset points", va="center")
-    ax.set_yticks(range(len(rows)), [f"{i}. {r['short']}" for i, r in reversed(rows)])
+    ax.set_yticks(range(len(rows)), [f"{i}. {r.short}" for i, r in reversed(rows)])
     ax.set(xlabel="primary difference a - b (points), Holm-adjusted interval")
     ax.margins(x=0.35)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
@@ -208,77 +226,99 @@ def _errorbar(ax, x, ivs, **kw):
                 capsize=3, markersize=4, **kw)
 
 
-def partial_finetuning(groups: list[dict], graphs_dir=None, name: str = "partial_finetuning"):
+def partial_finetuning(groups: list[Configuration], graphs_dir=None,
+                       name: str = "partial_finetuning"):
     """Test top-1 against how many of the last blocks (ViT) or stages (ResNet) were fine-tuned,
     0 being the linear probe (on fine-tuning's labelled images where the run has it), pretrained
     vs random init, with 95% intervals: the MAE paper's Figure 9 (probe -> partial -> full), one
     panel per model. None without fine-tuning."""
-    from ..stats import accuracy_interval
-    from .claims import main_groups
-    tuned = [g for g in main_groups(groups) if "pretrained/finetune" in g["correct"]
-             or any(k.startswith("pretrained/finetune_k") for k in g["correct"])]
+    tuned = [g for g in main_groups(groups) if "pretrained/finetune" in g.correct
+             or any(k.startswith("pretrained/finetune_k") for k in g.correct)]
     if not tuned:
         return None
     fig, axes = plt.subplots(1, len(tuned), figsize=(4.0 * len(tuned), 3.4), sharey=True,
                              squeeze=False)
     for ax, g in zip(axes[0], tuned):
-        blocks = g["params"]["eval"]["finetune_blocks"]
+        blocks = g.params["eval"]["finetune_blocks"]
         ks = [0, *sorted(k for k in blocks if k != "all"), *(["all"] if "all" in blocks else [])]
         for kind, color, label in (("pretrained", "C0", "pretrained"),
                                    ("random_init", "C7", "random init")):
             start = f"{kind}/finetune_k0"  # the probe on fine-tuning's own labelled images
-            keys = [(start if start in g["correct"] else f"{kind}/probe") if k == 0
+            keys = [(start if start in g.correct else f"{kind}/probe") if k == 0
                     else f"{kind}/finetune" if k == "all" else f"{kind}/finetune_k{k}" for k in ks]
-            shown = [(i, key) for i, key in enumerate(keys) if key in g["correct"]]
+            shown = [(i, key) for i, key in enumerate(keys) if key in g.correct]
             _errorbar(ax, [i for i, _ in shown],
-                      [accuracy_interval(g["correct"][key]) for _, key in shown],
+                      [accuracy_interval(g.correct[key]) for _, key in shown],
                       fmt="-o", color=color, label=label)
             for i, key in shown:  # each seed's own accuracy beside the interval
-                seeds = 100 * g["correct"][key].mean(axis=1)
+                seeds = 100 * g.correct[key].mean(axis=1)
                 ax.scatter([i + 0.08] * len(seeds), seeds, s=14, color=color, alpha=0.55,
                            linewidths=0)
         ax.set_xticks(range(len(ks)), ["probe" if k == 0 else "all" if k == "all" else f"last {k}"
                                        for k in ks])
-        ax.set(title=g["model"], xlabel="blocks fine-tuned")
+        ax.set(title=g.model, xlabel="blocks fine-tuned")
     axes[0][0].set(ylabel="test top-1 (%)")
     axes[0][0].legend(fontsize=8)
     return _save(fig, graphs_dir, name)
 
 
-def _epochs(g: dict):
+def finetuning_readout(groups: list[Configuration]) -> str:
+    """What the partial fine-tuning figure shows, in words: for each pretrained model, the test
+    top-1 after fine-tuning its deepest fine-tuned depth minus the probe it started from, so a
+    caption says so when fine-tuning lowers accuracy."""
+    said = []
+    for g in main_groups(groups):
+        c = g.correct
+        start = "pretrained/finetune_k0" if "pretrained/finetune_k0" in c else "pretrained/probe"
+        ends = ["pretrained/finetune"] + sorted(k for k in c if k.startswith("pretrained/finetune_k")
+                                                and k != "pretrained/finetune_k0")
+        end = next((k for k in ends if k in c), None)
+        if end is None or start not in c:
+            continue
+        d = accuracy_interval(c[end]).value - accuracy_interval(c[start]).value
+        k = None if end == "pretrained/finetune" else int(end.rsplit("_k", 1)[1])
+        depth = ("every block" if k is None else "the last block" if k == 1
+                 else f"the last {k} blocks")
+        said.append(f"{g.model} {'gains' if d > 0 else 'loses'} {abs(d):.1f} points "
+                    f"fine-tuning {depth}")
+    if not said:
+        return ""
+    return "Here " + listing(said) + " (test top-1 against the probe it starts from)."
+
+
+def _epochs(g: Configuration):
     """A configuration's epochs, or None where train.steps set its length instead."""
-    t = g["params"]["train"]
+    t = g.params["train"]
     return None if t.get("steps") else t["epochs"]
 
 
-def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
+def data_scale(groups: list[Configuration], graphs_dir=None, name: str = "data_scale"):
     """Linear-probe test top-1 against the number of pretraining images, one colour per method
     (runs that differ only in their pretraining set): solid, every set at the full set's
     optimizer steps; dotted, every set at the full set's epochs (fewer steps for fewer images);
     95% intervals; the random-init probe dashed. None without such runs."""
-    from .claims import full_set, steps, sweeps
     found = sweeps(groups)
     if not found:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for i, s in enumerate(found):
         full = full_set(s)
-        series = [("equal steps", "-o", [g for g in s if steps(g) == steps(full)]),
+        series = [("equal steps", "-o", [g for g in s if g.steps == full.steps]),
                   ("equal epochs", ":s", [g for g in s if _epochs(g) == _epochs(full)])]
         for label, fmt, line in series:
-            if len({g["mean"]["pretrain_images"] for g in line}) < 2:
+            if len({g.pretrain_images for g in line}) < 2:
                 continue
-            x = [g["mean"]["pretrain_images"] for g in line]
-            _errorbar(ax, x, [g["ci"]["test_top1"] for g in line], fmt=fmt, color=f"C{i}",
-                      label=f"{full['model']}, {label}")
+            x = [g.pretrain_images for g in line]
+            _errorbar(ax, x, [g.ci["test_top1"] for g in line], fmt=fmt, color=f"C{i}",
+                      label=f"{full.model}, {label}")
             for g in line:  # each seed's own accuracy
-                ax.scatter([g["mean"]["pretrain_images"]] * len(g["runs"]),
-                           [r["test_top1"] for r in g["runs"]], s=14, color=f"C{i}", alpha=0.55,
+                ax.scatter([g.pretrain_images] * len(g.runs),
+                           [r.test_top1 for r in g.runs], s=14, color=f"C{i}", alpha=0.55,
                            linewidths=0)
-        random = {g["mean"]["pretrain_images"]: g["mean"]["random_test_top1"] for g in s}
+        random = {g.pretrain_images: g.mean["random_test_top1"] for g in s}
         ax.plot(list(random), list(random.values()), "--", color=f"C{i}", alpha=0.5,
-                label=f"{full['model']}, random init")
-    sizes = [g["mean"]["pretrain_images"] for s in found for g in s]
+                label=f"{full.model}, random init")
+    sizes = [g.pretrain_images for s in found for g in s]
     if max(sizes) >= 10 * min(sizes):
         ax.set_xscale("log")
     ax.set_xticks(sorted(set(sizes)))  # the set sizes themselves, no log-scale minor labels
@@ -289,20 +329,20 @@ def data_scale(groups: list[dict], graphs_dir=None, name: str = "data_scale"):
     return _save(fig, graphs_dir, name)
 
 
-def finetune_curves(groups: list[dict], name: str = "finetune_curves", graphs_dir=None):
+def finetune_curves(groups: list[Configuration], name: str = "finetune_curves",
+                    graphs_dir=None):
     """Validation top-1 after each fine-tuning epoch (end to end), pretrained (solid) against
     random init (dashed), one colour per model (first seed). None without fine-tuning."""
-    from .claims import main_groups
     fig, ax = plt.subplots(figsize=(6, 3.4))
     drawn = False
     for i, g in enumerate(main_groups(groups)):
-        run = Path(g["runs"][0]["run_dir"])
+        run = Path(g.runs[0].run_dir)
         for kind, style in (("pretrained", "-o"), ("random_init", "--")):
             recs = read_jsonl(run / "metrics" / f"finetune_{kind}.jsonl")
             if recs:
                 ax.plot([r["epoch"] for r in recs], [r["val_top1"] for r in recs], style,
                         color=f"C{i}", markersize=3,
-                        label=f"{g['model']}{', random init' if kind == 'random_init' else ''}")
+                        label=f"{g.model}{', random init' if kind == 'random_init' else ''}")
                 drawn = True
     if not drawn:
         plt.close(fig)
@@ -319,26 +359,24 @@ def _pca2(x: torch.Tensor) -> torch.Tensor:
     return x.float() @ v[:, :2]
 
 
-def feature_maps(groups: list[dict], name: str = "feature_maps", graphs_dir=None, n: int = 1000):
+def feature_maps(groups: list[Configuration], name: str = "feature_maps", graphs_dir=None,
+                 n: int = 1000):
     """The first two principal components of each model's frozen val features (first seed, up
     to n images, coloured by class): how separable the classes are before any probe."""
-    from ..checkpoint import has_checkpoint
-    from ..features import features
-    from .claims import main_groups
     shown = main_groups(groups)
     saved = Path(graphs_dir or ".") / f"{name}.png"
-    if not all(has_checkpoint(Path(g["runs"][0]["run_dir"])) for g in shown) and saved.is_file():
+    if not all(has_checkpoint(Path(g.runs[0].run_dir)) for g in shown) and saved.is_file():
         return saved  # rendering from logs alone: the map drawn when the runs were built
     fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.2), squeeze=False)
     for ax, g in zip(axes[0], shown):
-        f = features(g["runs"][0]["run_dir"], "pretrained", "val")
+        f = features(g.runs[0].run_dir, "pretrained", "val")
         x, y = f["features"][:n], f["labels"][:n]
         xy = _pca2(x - x.mean(0))
         for c, cls in enumerate(f["classes"]):  # one colour and legend entry per class
             sel = (y == c).numpy()
             ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=plt.cm.tab20(c % 20),
                        label=str(cls))
-        ax.set(title=g["model"], xticks=[], yticks=[])
+        ax.set(title=g.model, xticks=[], yticks=[])
     handles, labels = axes[0][0].get_legend_handles_labels()
     if len(labels) <= 20:  # more classes than a legend can name: colours only
         fig.legend(handles, labels, loc="upper center", ncol=min(5, len(labels)), markerscale=3,

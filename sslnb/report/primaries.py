@@ -53,3 +53,32 @@ def registered(raw: dict, groups: set, path: Path | str) -> list[Primary]:
         return sorted(family(out), key=lambda p: CLAIM_KEYS.index(p.claim))
     except ValueError as e:
         raise ParamsError(f"{path}: primaries: {e}.") from None
+
+
+def named_readings(raw, groups: set, path: Path | str) -> dict[str, list[tuple[str, str]]]:
+    """A report's `readings`: per claim, the pairs [a, b] of its configurations whose exploratory
+    readings stand beside the claim (a - b), deciding nothing. A report names its pairs; no
+    method joins one by what its objective is called."""
+    if raw is None:
+        return {}
+    where = f"{path}: readings"
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must map claims ({', '.join(CLAIM_KEYS)}) to lists of pairs "
+                          f"[a, b] of configurations; got {raw!r}.")
+    out = {}
+    for claim, pairs in raw.items():
+        if claim not in CLAIM_KEYS:
+            raise ParamsError(f"{where}.{claim}: unknown claim; the claims are "
+                              f"{', '.join(CLAIM_KEYS)}.")
+        if not isinstance(pairs, list) or not all(
+                isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise ParamsError(f"{where}.{claim} must be a list of pairs [a, b], e.g. "
+                              f"[[demo_simclr, demo_mae]]; got {pairs!r}.")
+        for pair in pairs:
+            for name in pair:
+                if name not in groups:
+                    raise ParamsError(f"{where}.{claim} names '{name}', which is not a "
+                                      f"configuration of this report; its configurations: "
+                                      f"{', '.join(sorted(groups))}.")
+        out[claim] = [tuple(p) for p in pairs]
+    return out
