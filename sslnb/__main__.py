@@ -73,6 +73,8 @@ def torch_dist_errors() -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Each command imports its own stack when it runs (deferred imports, on purpose): `--help`,
+    # `info` and a mistyped flag answer without loading the training loop, papermill or nbconvert.
     args = parser().parse_args(argv)
     try:
         if args.command == "pretrain":

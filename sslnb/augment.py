@@ -18,6 +18,7 @@ import random
 import torch
 import torch.nn.functional as F
 
+from . import encoders
 from .randomness import rand
 
 _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
@@ -215,9 +216,22 @@ class Normalize:
         return (x - m).div_(s)  # (x / scale - mean) / std in two passes
 
 
+def normalizer(p: dict) -> Normalize:
+    """How a run's images enter its encoder at evaluation: centre-cropped to the encoder's input
+    size, standardised with data.mean and data.std."""
+    return Normalize(p["data"]["mean"], p["data"]["std"], encoders.spec(p).image_size)
+
+
+def batch_augment(p: dict, augment: dict, size: int) -> "BatchAugment":
+    """The batched augmentation of one kind of view (augment keys at `size` pixels), normalised
+    as the run's evaluation is."""
+    norm = normalizer(p)
+    return BatchAugment(augment, size, norm.mean, norm.std)
+
+
 class BatchAugment:
     """One view per call: crop+flip, then (where enabled) jitter, grayscale, blur and solarize,
-    normalised. `augment` holds the augment keys of defaults.yaml (solarize_p may be absent)."""
+    normalised. `augment` holds the shared augment keys (sslnb/schema.py) (solarize_p may be absent)."""
 
     def __init__(self, augment: dict, size: int, mean, std):
         self.a = augment

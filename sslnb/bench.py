@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from . import methods
+from . import encoders, methods, optim
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
 from .errors import ParamsError
-from .optim import build_optimizer, scaled_lr
+from .optim import scaled_lr
 from .params import resolve
 from .randomness import step_generator
 from .train import TrainStep, augments_of
@@ -88,9 +88,8 @@ def _setup(p: dict, device: torch.device):
     t = p["train"]
     torch.manual_seed(p["seed"])
     net = methods.get(p).prepare(methods.build_model(p), p).to(device)
-    opt = build_optimizer(net, t["optimizer"], scaled_lr(t["base_lr"], t["batch_size"]),
-                          t["weight_decay"], t["betas"], t["momentum"],
-                          methods.get(p).lr_scales(p))
+    opt = optim.for_run(net, p, scaled_lr(t["base_lr"], t["batch_size"]),
+                        methods.get(p).lr_scales(p))
     return net, opt
 
 
@@ -118,7 +117,8 @@ def run(p: dict, steps: int = 20, warmup: int = 5, peak_tflops: float | None = N
         _dynamo.reset()  # this configuration's compiles counted alone
         _dynamo.utils.counters.clear()
     amp_dtype, use_scaler = resolve_precision(p["precision"], device)
-    t, size, bs = p["train"], p["data"]["image_size"], p["train"]["batch_size"]
+    t, size = p["train"], encoders.spec(p).image_size
+    bs = t["batch_size"]
     p = {**p, "train": {**t, "accum_steps": 1}}
     augments = augments_of(methods.get(p), p)
     g = torch.Generator(device=device).manual_seed(0)
@@ -156,7 +156,7 @@ def run(p: dict, steps: int = 20, warmup: int = 5, peak_tflops: float | None = N
     achieved = ips * flops / 1e12
     out = {
         "benchmark": "train_step", "run": p["name"], "method": p["method"],
-        "encoder": p["model"]["encoder"], "image_size": size, "batch_size": bs,
+        "encoder": encoders.spec(p).name, "image_size": size, "batch_size": bs,
         "device": device_name(device), "precision": str(amp_dtype or "fp32"),
         "compile": t["compile"], "torch": torch.__version__,
         "images_per_s": {k: round(v, 1) for k, v in results.items()},

@@ -14,8 +14,12 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
+from . import encoders
 from .errors import RunError
+from .methods import build_model
+from .params import fill_missing
 
 
 def write_json(path: Path, obj, indent: int | None = 2) -> None:
@@ -126,16 +130,35 @@ def load_pretrained(run: Path | str, device: torch.device | str = "cpu"):
     return load_run(run, device)[:2]
 
 
-def load_run(run: Path | str, device: torch.device | str = "cpu"):
-    """(model in eval mode, resolved params, the step its checkpoint holds): last.pt read once."""
-    import yaml
-    from .methods import build_model
-    from .params import fill_missing
+EVAL_PARAMS = "eval_params.yaml"  # a later evaluation's settings, beside params.yaml
+
+
+def saved_params(run: Path | str, fill: bool = True) -> dict:
+    """A run's params as its evaluation reads them: params.yaml, written once when the run
+    started, with the `eval` section of eval_params.yaml where a later report evaluated the
+    finished pretraining with other settings; with `fill`, keys added to sslnb since take their
+    defaults."""
     run = Path(run)
     if not (run / "params.yaml").is_file():
         raise RunError(f"'{run}' is not a run directory (no params.yaml). Pretrain it first, "
                        f"or pass the directory printed by `python -m sslnb pretrain`.")
-    p = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))
+    p = yaml.safe_load((run / "params.yaml").read_text())
+    if (run / EVAL_PARAMS).is_file():
+        p["eval"] = yaml.safe_load((run / EVAL_PARAMS).read_text())
+    return fill_missing(p) if fill else p
+
+
+def save_eval_params(run: Path | str, p: dict) -> None:
+    """Store the evaluation settings a finished run is next evaluated with, beside its params
+    (params.yaml itself is never rewritten)."""
+    atomic_write_bytes(Path(run) / EVAL_PARAMS,
+                       yaml.safe_dump(p["eval"], sort_keys=False).encode())
+
+
+def load_run(run: Path | str, device: torch.device | str = "cpu"):
+    """(model in eval mode, resolved params, the step its checkpoint holds): last.pt read once."""
+    run = Path(run)
+    p = saved_params(run)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     check_origin(state, p, f"checkpoint in '{run}'", "The run directory is inconsistent.")
     model = build_model(p)
@@ -145,6 +168,7 @@ def load_run(run: Path | str, device: torch.device | str = "cpu"):
 
 def check_origin(state: dict, p: dict, what: str, fix: str) -> None:
     """A checkpoint made by another method or encoder than the params say is refused."""
-    if (state.get("method"), state.get("encoder")) != (p["method"], p["model"]["encoder"]):
+    encoder = encoders.spec(p).name
+    if (state.get("method"), state.get("encoder")) != (p["method"], encoder):
         raise RunError(f"{what} was made by {state.get('method')}/{state.get('encoder')}, but the "
-                       f"params say {p['method']}/{p['model']['encoder']}. {fix}")
+                       f"params say {p['method']}/{encoder}. {fix}")

@@ -19,15 +19,16 @@ import json
 import re
 from pathlib import Path
 
-from .augment import Normalize
+from .augment import normalizer
 from .checkpoint import load_pretrained, write_json
 from .data import choosing, load_split
 from .device import resolve_device
 from .errors import ParamsError
 from .features import features
 from .finetune import accuracy as finetune_accuracy, finetune, starting_classifier
-from .params import flatten, resolve
+from .params import flatten, parse_override, resolve
 from .probe import accuracy, knn_predict, linear_probe, probe_settings
+from .runs import git_commit
 
 PROBE_KEYS = ("probe_base_lr", "probe_epochs", "probe_weight_decay", "probe_warmup_epochs",
               "probe_batch_size", "probe_optimizer")
@@ -93,7 +94,7 @@ def finetune_setting(run: Path | str, key: str | list[str], values: list,
         e = p["eval"]
         train = load_split(p["data"], "train").stratified(e["finetune_max_train"], p["seed"])
         val = load_split(p["data"], "val")
-        normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+        normalize = normalizer(p)
         for combo in itertools.product(*grid):
             # the run's params with the candidate's, typed and checked as any --set is
             q = resolve(Path(run) / "params.yaml", {
@@ -126,7 +127,7 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
     """Pretrain one candidate per value of `key` (a finished candidate is reused), score each
     on val (linear probe, kNN) and log the choice; the best val probe wins. Several keys (a list,
     with one list of values each) try every combination: a grid, whose value is {key: value}."""
-    from .train import pretrain
+    from .train import pretrain  # deferred: evaluation imports choose, never the training loop
     keys, grid = ([key], [values]) if isinstance(key, str) else (list(key), list(values))
     base = resolve(params_file, overrides)
     for k in keys:
@@ -159,7 +160,6 @@ def pretrain_setting(params_file: str | Path, key: str | list[str], values: list
 
 
 def _as_dict(overrides) -> dict:
-    from .params import parse_override
     if not overrides:
         return {}
     return dict(overrides) if isinstance(overrides, dict) else dict(
@@ -170,7 +170,6 @@ def log_choice(p: dict, source: str, key: str, candidates: list, best, criterion
                overrides: dict | None = None) -> Path:
     """<out_dir>/choices/<name>__<key>.json (logs/choices/ by default; __2, __3, ... for a later
     choice of the same keys), which the report's appendix lists for its runs."""
-    from .runs import git_commit
     folder, stem = Path(p["out_dir"]) / "choices", f"{p['name']}__{key.replace(' x ', '+')}"
     # A second choice of the same keys is logged beside the first, never over it.
     path, n = folder / f"{stem}.json", 1

@@ -16,6 +16,8 @@ import hashlib
 import inspect
 from pathlib import Path
 
+from . import methods
+
 PACKAGE = Path(__file__).resolve().parent
 STAGES = {"pretrain": "train.py", "evaluate": "evaluate.py", "features": "features.py"}
 
@@ -44,7 +46,6 @@ _CACHE: dict[tuple, str] = {}
 
 
 def _method_file(method: str) -> Path | None:
-    from . import methods
     try:
         return Path(inspect.getsourcefile(type(methods.get(method)))).resolve()
     except (KeyError, TypeError):

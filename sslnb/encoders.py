@@ -9,6 +9,7 @@ trained it: MAE and SimCLR on the same ViT differ only in their objective.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import timm
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from timm.layers import build_sincos2d_pos_embed, resample_abs_pos_embed
 
+from .errors import ParamsError
 from .flops import module_forward, vit_block
 from .tiny_map_conv import train_tiny_maps_as_matmul
 
@@ -31,12 +33,68 @@ def family(encoder: str) -> str:
     return "resnet" if encoder.startswith(RESNET_PREFIXES) else "vit"
 
 
+@dataclass(frozen=True)
+class Spec:
+    """The encoder a run's params describe, read from them in one place: which network, at what
+    input size, and how it is read out. Methods, evaluation and export ask this, not the params."""
+    name: str                 # model.encoder: a timm ViT or torchvision ResNet name
+    image_size: int           # data.image_size
+    patch_size: int           # model.patch_size (ViTs)
+    depth: int | None         # model.depth (ViTs; None: the timm model's)
+    feature_pool: str         # model.feature_pool (ViTs): cls | mean
+    stem: str                 # model.stem (ResNets): imagenet | cifar
+    zero_init_residual: bool  # model.zero_init_residual (ResNets)
+    channels_last: bool       # train.channels_last (ResNets)
+
+    @property
+    def family(self) -> str:
+        return family(self.name)
+
+    @property
+    def grid(self) -> int:
+        """Patches per side of a ViT's input."""
+        return self.image_size // self.patch_size
+
+
+def spec(p: dict) -> Spec:
+    m = p["model"]
+    return Spec(m["encoder"], p["data"]["image_size"], m["patch_size"], m["depth"],
+                m["feature_pool"], m["stem"], m["zero_init_residual"], p["train"]["channels_last"])
+
+
 def build(p: dict, drop_path_rate: float = 0.0) -> nn.Module:
     """The encoder that resolved params describe, freshly initialised."""
-    m = p["model"]
-    if family(m["encoder"]) == "resnet":
-        return resnet(m["encoder"], m["stem"], m["zero_init_residual"])
-    return vit(m["encoder"], p["data"]["image_size"], m["patch_size"], m["depth"], drop_path_rate)
+    e = spec(p)
+    if e.family == "resnet":
+        return resnet(e.name, e.stem, e.zero_init_residual)
+    return vit(e.name, e.image_size, e.patch_size, e.depth, drop_path_rate)
+
+
+def check(p: dict, source_of: dict) -> None:
+    """The encoder's own consistency: a ViT cuts its input into whole patches."""
+    e = spec(p)
+    if e.family == "vit" and e.image_size % e.patch_size:
+        src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
+        raise ParamsError(
+            f"{src}: data.image_size={e.image_size} is not divisible by model.patch_size="
+            f"{e.patch_size}; a ViT cuts the image into whole patches. Choose a patch size that "
+            f"divides the image size (e.g. 4 for 32px, 16 for 224px).")
+
+
+def input_layout(views: list[torch.Tensor], p: dict) -> list[torch.Tensor]:
+    """Views in the memory layout the encoder was prepared in (channels_last for ResNets)."""
+    e = spec(p)
+    if e.family == "resnet" and e.channels_last:
+        return [v.contiguous(memory_format=torch.channels_last) for v in views]
+    return views
+
+
+def prepare(net: nn.Module, p: dict) -> nn.Module:
+    """Memory layout before training: channels_last for convolutional encoders (when set)."""
+    e = spec(p)
+    if e.family == "resnet" and e.channels_last:
+        return net.to(memory_format=torch.channels_last)
+    return net
 
 
 # ViT ------------------------------------------------------------------------------------------
@@ -120,22 +178,21 @@ VIT_SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 def title(p: dict) -> str:
     """The encoder as a reader names it: 'ViT-S/16', 'ViT-Ti/4, 6 blocks', 'ResNet-50'."""
-    m = p["model"]
-    if family(m["encoder"]) == "resnet":
-        return m["encoder"].replace("resnet", "ResNet-") + (
-            ", CIFAR stem" if m["stem"] == "cifar" else "")
-    found = re.match(r"vit_([a-z]+)_patch", m["encoder"])
-    size = VIT_SIZES.get(found.group(1), found.group(1)) if found else m["encoder"]
-    return f"ViT-{size}/{m['patch_size']}" + (
-        f", {m['depth']} blocks" if m["depth"] is not None else "")
+    e = spec(p)
+    if e.family == "resnet":
+        return e.name.replace("resnet", "ResNet-") + (", CIFAR stem" if e.stem == "cifar" else "")
+    found = re.match(r"vit_([a-z]+)_patch", e.name)
+    size = VIT_SIZES.get(found.group(1), found.group(1)) if found else e.name
+    return f"ViT-{size}/{e.patch_size}" + (f", {e.depth} blocks" if e.depth is not None else "")
 
 
 def forward_flops(enc: nn.Module, p: dict) -> float:
     """FLOPs of one forward of the encoder on one whole image (see flops.py)."""
-    s = p["data"]["image_size"]
+    e = spec(p)
+    s = e.image_size
     if isinstance(enc, torchvision.models.ResNet):
         return module_forward(enc, (1, 3, s, s))
-    patch = p["model"]["patch_size"]
+    patch = e.patch_size
     n, dim = (s // patch) ** 2, enc.embed_dim
     mlp = enc.blocks[0].mlp.fc1.out_features / dim
     return 2 * n * 3 * patch * patch * dim + len(enc.blocks) * vit_block(n + 1, dim, mlp)
@@ -170,28 +227,28 @@ def export(enc: nn.Module, p: dict, filename: str) -> tuple[dict, str]:
     """(state dict that timm / torchvision load without sslnb, the Python that loads it). For a
     ViT, timm's own pooling gives the exported feature: global_pool 'token' (cls after the norm)
     or 'avg' (patch-token mean, then `fc_norm`, which starts as the identity LayerNorm)."""
-    m = p["model"]
+    e = spec(p)
     state = dict(enc.state_dict())
-    if family(m["encoder"]) == "resnet":
+    if e.family == "resnet":
         stem = ("model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)\n"
-                "model.maxpool = torch.nn.Identity()\n") if m["stem"] == "cifar" else ""
+                "model.maxpool = torch.nn.Identity()\n") if e.stem == "cifar" else ""
         return state, (
             f"import torch, torchvision\nfrom safetensors.torch import load_file\n"
-            f"model = torchvision.models.{m['encoder']}()\n{stem}"
+            f"model = torchvision.models.{e.name}()\n{stem}"
             f"model.fc = torch.nn.Identity()\n"
             f"model.load_state_dict(load_file('{filename}'))\n"
             f"model.eval()\n"
             f"features = model(images)  # images normalised with the mean/std above")
-    pool = "token" if m["feature_pool"] == "cls" else "avg"
+    pool = "token" if e.feature_pool == "cls" else "avg"
     if pool == "avg":
         state.pop("norm.weight"), state.pop("norm.bias")
         state["fc_norm.weight"] = torch.ones(enc.embed_dim)
         state["fc_norm.bias"] = torch.zeros(enc.embed_dim)
-    depth = f", depth={m['depth']}" if m["depth"] is not None else ""
+    depth = f", depth={e.depth}" if e.depth is not None else ""
     return state, (
         f"import timm, torch\nfrom safetensors.torch import load_file\n"
-        f"model = timm.create_model('{m['encoder']}', pretrained=False, "
-        f"img_size={p['data']['image_size']}, patch_size={m['patch_size']}{depth}, "
+        f"model = timm.create_model('{e.name}', pretrained=False, "
+        f"img_size={e.image_size}, patch_size={e.patch_size}{depth}, "
         f"num_classes=0, global_pool='{pool}')\n"
         f"model.load_state_dict(load_file('{filename}'))\n"
         f"model.eval()\n"
@@ -201,21 +258,21 @@ def export(enc: nn.Module, p: dict, filename: str) -> tuple[dict, str]:
 def classifier(enc: nn.Module, p: dict, num_classes: int, drop_path_rate: float = 0.0) -> nn.Module:
     """The plain timm / torchvision classifier that the export of `enc` loads into, with a new
     linear head (N(0, 2e-5) weights, as MAE's fine-tuning starts it): what a user fine-tunes."""
-    m = p["model"]
+    e = spec(p)
     state, _ = export(enc, p, "")
-    if family(m["encoder"]) == "resnet":
-        net = torchvision.models.get_model(m["encoder"], weights=None)
-        if m["stem"] == "cifar":
+    if e.family == "resnet":
+        net = torchvision.models.get_model(e.name, weights=None)
+        if e.stem == "cifar":
             _cifar_stem(net)
         net.fc = nn.Identity()
         net.load_state_dict(state)
         net.fc = head = nn.Linear(enc.feature_dim, num_classes)
         train_tiny_maps_as_matmul(net)
     else:
-        depth = {"depth": m["depth"]} if m["depth"] is not None else {}
-        net = timm.create_model(m["encoder"], pretrained=False, img_size=p["data"]["image_size"],
-                                patch_size=m["patch_size"], num_classes=0,
-                                global_pool="token" if m["feature_pool"] == "cls" else "avg",
+        depth = {"depth": e.depth} if e.depth is not None else {}
+        net = timm.create_model(e.name, pretrained=False, img_size=e.image_size,
+                                patch_size=e.patch_size, num_classes=0,
+                                global_pool="token" if e.feature_pool == "cls" else "avg",
                                 drop_path_rate=drop_path_rate, **depth)
         net.load_state_dict(state)
         net.reset_classifier(num_classes)
@@ -228,13 +285,13 @@ def classifier(enc: nn.Module, p: dict, num_classes: int, drop_path_rate: float 
 def num_blocks(p: dict) -> int:
     """How many blocks (ViT) or stages (ResNet) the encoder of resolved params has; the ViT is
     built on the meta device (no memory, no initialisation)."""
-    m = p["model"]
-    if family(m["encoder"]) == "resnet":
+    e = spec(p)
+    if e.family == "resnet":
         return 4
-    if m["depth"] is not None:
-        return int(m["depth"])
+    if e.depth is not None:
+        return int(e.depth)
     with torch.device("meta"):
-        return len(timm.create_model(m["encoder"], pretrained=False, num_classes=0).blocks)
+        return len(timm.create_model(e.name, pretrained=False, num_classes=0).blocks)
 
 
 def layer_depths(net: nn.Module) -> tuple[dict[str, int], int]:

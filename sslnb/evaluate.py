@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import methods, runs
-from .augment import Normalize
+from . import encoders, methods, runs
+from . import finetune as finetune_mod
+from .augment import normalizer
 from .checkpoint import load_checkpoint, load_run, snapshots, write_json
 from .code_version import code_version
 from .data import load_split
 from .device import resolve_device
-from .features import KINDS, features, random_init_model
+from .features import KINDS, encoder_of, features, random_init_model
 from .finetune import accuracy as finetune_accuracy, finetune, predictions, starting_classifier
 from .probe import (
     accuracy,
@@ -35,18 +36,20 @@ from .stats import effective_rank
 SPLITS = ("train", "val", "test")
 
 
-def evaluate(run: Path | str, device: str | None = None, force: bool = False,
-             eval_overrides: dict | None = None) -> dict:
+def evaluate(run: Path | str, device: str | None = None, force: bool = False) -> dict:
+    """Probe, kNN and (when set) fine-tune the run's encoder, its random-init twin and its kept
+    snapshots; eval.json and predictions.json in the run. Each weights file is read once: the
+    run's last.pt, then each snapshot for all of its splits."""
     run = Path(run)
     model, p, last = load_run(run)
-    if eval_overrides:
-        p["eval"].update(eval_overrides)
     e = p["eval"]
     dev = resolve_device(device or p["device"])
     steps = curve_steps(run, last)
     kinds = [*KINDS, *(f"step_{s}" for s in steps["computed"])]
     # The snapshots need no val features: their probes draw no curves and choose nothing.
-    feats = {(k, s): features(run, k, s, device=str(dev), loaded=(model, p)) for k in kinds
+    snaps = {step: load_checkpoint(path) for step, path in snapshots(run).items()}
+    built = {k: encoder_of(run, k, (model, p), snaps) for k in kinds}
+    feats = {(k, s): features(run, k, s, device=str(dev), built=built[k]) for k in kinds
              for s in SPLITS if k in KINDS or s != "val"}
     inputs = {"features": {f"{k}/{s}": f["key"] for (k, s), f in feats.items()}, "eval": e,
               "code_version": code_version("evaluate", p["method"])}
@@ -57,7 +60,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
             return saved
     test_labels = feats[("pretrained", "test")]["labels"]
     num_classes = len(feats[("pretrained", "train")]["classes"])
-    result = {"run": run.name, "method": p["method"], "encoder": p["model"]["encoder"],
+    result = {"run": run.name, "method": p["method"], "encoder": encoders.spec(p).name,
               "feature_dim": int(feats[("pretrained", "train")]["features"].shape[1]),
               "test_images": len(test_labels), "inputs": inputs}
     preds: dict[str, list[int]] = {}
@@ -68,9 +71,9 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False,
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
         preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
-    if e["finetune_epochs"] > 0:
+    if finetune_mod.enabled(p):
         result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds)
-    result["curve"] = curve(run, p, steps, result)
+    result["curve"] = curve(run, p, steps, result, snaps)
     write_json(run / "predictions.json", {"split": "test", "labels": test_labels.tolist(),
                                           "test_set": test_set_fingerprint(p),
                                           "predictions": preds}, indent=None)
@@ -94,14 +97,14 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
     e = p["eval"]
     train = load_split(p["data"], "train").stratified(e["finetune_max_train"], p["seed"])
     val, test = load_split(p["data"], "val"), load_split(p["data"], "test")
-    blocks = e["finetune_blocks"]
+    blocks = finetune_mod.depths(p)
     most = "all" if "all" in blocks else max(blocks)
     for kind in (KINDS if e["finetune_random_init"] else ("pretrained",)):
         encoder = (model if kind == "pretrained" else random_init_model(p)).encoder
         start = starting_classifier(encoder, p, train, dev, p["seed"])
         result[kind]["finetune"] = {}
         if e["finetune_head"] == "probe":  # depth 0: the probe every depth starts from
-            normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+            normalize = normalizer(p)
             pred = predictions(start, test, normalize, dev)
             result[kind]["finetune"]["0"] = {
                 "val_top1": finetune_accuracy(start, val, normalize, dev),
@@ -153,16 +156,16 @@ def curve_steps(run: Path, last: int) -> dict:
     return {"last": last, "computed": [s for s in kept if s not in (0, last)]}
 
 
-def curve(run: Path, p: dict, steps: dict, result: dict) -> list[dict]:
+def curve(run: Path, p: dict, steps: dict, result: dict, snaps: dict[int, dict]) -> list[dict]:
     """One point per snapshot: test top-1 of probe and kNN against pretraining epochs, images
     seen (both recorded in the snapshot), training FLOPs and wall-clock seconds (from the run's
-    per-epoch times). `kind` names the evaluator whose predictions the point used."""
+    per-epoch times). `kind` names the evaluator whose predictions the point used; `snaps`: the
+    snapshots' contents by step, read once by `evaluate`."""
     flops = methods.train_flops_per_image(p)
     epochs = runs.read_jsonl(run / "metrics" / "epochs.jsonl")
     points = []
-    for step, path in snapshots(run).items():
+    for step, snap in snaps.items():
         kind = {0: "random_init", steps["last"]: "pretrained"}.get(step, f"step_{step}")
-        snap = load_checkpoint(path)
         points.append({"step": step, "kind": kind, "epoch": snap["epoch"],
                        "images_seen": snap["images_seen"],
                        "train_flops": snap["images_seen"] * flops,

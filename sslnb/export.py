@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from . import methods
+from . import encoders, methods
+from .augment import normalizer
 from .checkpoint import atomic_write_bytes, load_pretrained, write_json
 from .errors import RunError
 
@@ -25,6 +26,7 @@ def export(run: Path | str, out: Path | str) -> Path:
         raise RunError(f"--out '{out}': name the file with a suffix of {' or '.join(FORMATS)} "
                        f"(safetensors is the one timm and Hugging Face load without pickle).")
     model, p = load_pretrained(run)
+    enc, norm = encoders.spec(p), normalizer(p)
     state, snippet = methods.get(p).export(model, p, out.name)
     state = {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
     if out.suffix == ".pt":
@@ -34,12 +36,11 @@ def export(run: Path | str, out: Path | str) -> Path:
         snippet = snippet.replace("from safetensors.torch import load_file\n", "").replace(
             f"load_file('{out.name}')", f"torch.load('{out.name}', weights_only=True)")
     else:
-        data = safetensors_bytes(state, metadata={"method": p["method"],
-                                                  "encoder": p["model"]["encoder"]})
+        data = safetensors_bytes(state, metadata={"method": p["method"], "encoder": enc.name})
     atomic_write_bytes(out, data)
-    info = {"method": p["method"], "encoder": p["model"]["encoder"], "run": str(run),
-            "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
-            "normalize": {"mean": p["data"]["mean"], "std": p["data"]["std"]},
+    info = {"method": p["method"], "encoder": enc.name, "run": str(run),
+            "feature_dim": model.feature_dim, "image_size": enc.image_size,
+            "normalize": {"mean": norm.mean, "std": norm.std},
             "load": snippet}
     write_json(out.with_name(out.name + ".json"), info)
     return out

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .code_version import code_version
-from .augment import Normalize
+from .augment import Normalize, normalizer
 from .checkpoint import load_checkpoint, load_pretrained, save_checkpoint, snapshots
 from .data import guard, load_split
 from .device import matmul_precision, resolve_device
@@ -70,11 +70,13 @@ def random_init_model(p: dict) -> torch.nn.Module:
     return build_model(p)
 
 
-def encoder_of(run: Path, kind: str, loaded: tuple | None = None
+def encoder_of(run: Path, kind: str, loaded: tuple | None = None,
+               snapshot_states: dict[int, dict] | None = None
                ) -> tuple[torch.nn.Module, dict, Path | None]:
     """(model, params, weights file) of `pretrained`, `random_init` or a snapshot `step_N`.
     `loaded`: the run's (model, params) when the caller opened it already (an evaluation opens
-    last.pt, optimiser and target networks included, once rather than once per kind and split)."""
+    last.pt, optimiser and target networks included, once rather than once per kind and split);
+    `snapshot_states`: the snapshots' contents by step, when the caller read them already."""
     # the run is validated (its checkpoint loaded) even for the random-init baseline
     model, p = loaded if loaded is not None else load_pretrained(run)
     if kind == "pretrained":
@@ -88,18 +90,21 @@ def encoder_of(run: Path, kind: str, loaded: tuple | None = None
                          f"({', '.join(f'step_{s}' for s in snapshots(run)) or 'none kept'}), "
                          f"not {kind!r}")
     model = random_init_model(p)
-    model.encoder.load_state_dict(load_checkpoint(path)["encoder"])
+    state = snapshot_states[step] if snapshot_states else load_checkpoint(path)
+    model.encoder.load_state_dict(state["encoder"])
     return model.eval(), p, path
 
 
 def features(run: Path | str, kind: str = "pretrained", split: str = "train",
              device: str | None = None, refresh: bool = False,
-             loaded: tuple | None = None) -> dict:
+             loaded: tuple | None = None, built: tuple | None = None) -> dict:
     """{'features': (N, D) float32, 'labels': (N,), 'classes': [...], 'key': str}, cached.
-    `loaded`: the run's (model, params) from load_pretrained, when the caller has them."""
+    `loaded`: the run's (model, params) from load_pretrained, when the caller has them; `built`:
+    this kind's (model, params, weights file) from encoder_of, so that an evaluation reads each
+    weights file once for all three splits."""
     guard(split)
     run = Path(run)
-    model, p, weights_file = encoder_of(run, kind, loaded)
+    model, p, weights_file = built if built is not None else encoder_of(run, kind, loaded)
     dev = resolve_device(device or p["device"])
     key = _key(p, kind, split, weights_file, dev,
                model.encoder if kind == "random_init" else None)
@@ -107,7 +112,7 @@ def features(run: Path | str, kind: str = "pretrained", split: str = "train",
     if cache.is_file() and not refresh:
         return load_checkpoint(cache)
     data = load_split(p["data"], split)
-    normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+    normalize = normalizer(p)
     feats = extract(model.to(dev), data.images, normalize, extraction_batch(p, dev), dev)
     out = {"features": feats, "labels": data.labels.clone(), "classes": list(data.classes),
            "key": cache.stem}

@@ -23,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import encoders
-from .augment import BatchAugment, Normalize
+from .augment import Normalize, batch_augment, normalizer
+from .errors import ParamsError
 from .data import ImageSet
 from .optim import scaled_lr, set_lr, warmup_cosine
 from .probe import accuracy as top1, linear_probe, probe_settings
@@ -35,6 +36,31 @@ from .randomness import step_generator
 FINETUNE_AUGMENT = {"crop_ratio": [0.75, 1.3333333], "flip_p": 0.5,
                     "jitter_p": 0.0, "jitter_strength": 1.0, "gray_p": 0.0, "blur_p": 0.0}
 NO_DECAY = ("pos_embed", "cls_token", "reg_token")  # besides biases and norms, as in MAE
+
+
+def enabled(p: dict) -> bool:
+    """Whether evaluation fine-tunes (eval.finetune_epochs > 0)."""
+    return p["eval"]["finetune_epochs"] > 0
+
+
+def depths(p: dict) -> list[int | str]:
+    """How many of the last blocks (ViT) or stages (ResNet) each fine-tuning trains."""
+    return list(p["eval"]["finetune_blocks"])
+
+
+def check(p: dict, source_of: dict[str, str]) -> None:
+    """Fine-tuning's depths exist in the encoder (checked only when it fine-tunes)."""
+    listed = [k for k in depths(p) if k != "all"]
+    if not (listed and enabled(p)):
+        return
+    n, e = encoders.num_blocks(p), encoders.spec(p)
+    if max(listed) > n:
+        src = source_of.get("eval.finetune_blocks", "defaults")
+        raise ParamsError(
+            f"{src}: key 'eval.finetune_blocks' lists {max(listed)}, but the encoder ({e.name}) "
+            f"has {n} {'stages' if e.family == 'resnet' else 'blocks'}; accepted: integers from 1 "
+            f"to {n} and/or 'all' (end to end). Fix it in {src} or override it with --set "
+            f"eval.finetune_blocks=[1,{n}].")
 
 
 def trainable(net: nn.Module, blocks: int | str) -> dict[str, bool]:
@@ -125,11 +151,11 @@ def starting_classifier(encoder: nn.Module, p: dict, train: ImageSet, device: to
     images' features: fine-tuning starts at that probe's accuracy, which is its depth 0 (the gain
     of every depth is measured from it, on the same labelled images)."""
     e = p["eval"]
-    vit = encoders.family(p["model"]["encoder"]) == "vit"
+    vit = encoders.spec(p).family == "vit"
     torch.manual_seed(seed)
     net = encoders.classifier(encoder, p, len(train.classes),
                               e["finetune_drop_path"] if vit else 0.0).to(device)
-    normalize = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])
+    normalize = normalizer(p)
     if e["finetune_head"] == "probe":
         feats = head_inputs(net, train, normalize, device)
         probe = linear_probe(feats, train.labels, None, None, num_classes=len(train.classes),
@@ -144,7 +170,7 @@ def finetune(start: nn.Module, p: dict, train: ImageSet, val: ImageSet, device: 
     `blocks` blocks or stages and the head; val top-1 after every epoch. Returns the history,
     the final val top-1, the model and its input normalisation."""
     e = p["eval"]
-    vit = encoders.family(p["model"]["encoder"]) == "vit"
+    vit = encoders.spec(p).family == "vit"
     torch.manual_seed(seed)
     net = freeze(copy.deepcopy(start), blocks).to(device)
     bs = min(e["finetune_batch_size"], len(train))
@@ -154,10 +180,9 @@ def finetune(start: nn.Module, p: dict, train: ImageSet, val: ImageSet, device: 
     groups = lr_groups(net, e["finetune_weight_decay"], e["finetune_layer_decay"] if vit else 1.0)
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups],
                             lr=lr, betas=(0.9, 0.999), fused=device.type == "cuda" or None)
-    size, mean, std = p["data"]["image_size"], p["data"]["mean"], p["data"]["std"]
-    augment = BatchAugment({**FINETUNE_AUGMENT, "crop_scale": e["finetune_crop_scale"]}, size,
-                           mean, std)
-    normalize = Normalize(mean, std, size)
+    augment = batch_augment(p, {**FINETUNE_AUGMENT, "crop_scale": e["finetune_crop_scale"]},
+                            encoders.spec(p).image_size)
+    normalize = normalizer(p)
     images, labels = train.images.to(device), train.labels.to(device)
     g = torch.Generator().manual_seed(seed)
     warmup = round(e["finetune_warmup_epochs"] * steps_per_epoch)

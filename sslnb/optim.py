@@ -14,6 +14,15 @@ def scaled_lr(base_lr: float, batch: int) -> float:
     return base_lr * batch / 256
 
 
+def for_run(module: torch.nn.Module, p: dict, lr: float,
+            lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+    """The optimizer pretraining builds from resolved params (train.optimizer, weight_decay,
+    betas, momentum) at peak learning rate `lr`; the benchmark builds the same one."""
+    t = p["train"]
+    return build_optimizer(module, t["optimizer"], lr, t["weight_decay"], t["betas"],
+                           t["momentum"], lr_scales)
+
+
 def build_optimizer(module: torch.nn.Module, name: str, lr: float, weight_decay: float,
                     betas=(0.9, 0.95), momentum: float = 0.9,
                     lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:

@@ -1,4 +1,5 @@
-"""Run parameters: documented defaults (defaults.yaml) <- method defaults <- run file <- overrides.
+"""Run parameters: the declared defaults (sslnb/schema.py and each method's keys) <- method
+defaults <- run file <- overrides.
 
 Every mistake becomes a `ParamsError` naming the file, the key, what is accepted and how to fix it,
 so a typo costs seconds instead of a traceback hunt.
@@ -8,75 +9,19 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from . import finetune, schema
+from .encoders import FAMILY_PARAMS, spec
 from .errors import ParamsError
 from .methods import METHODS
+from .schema import SHARED, Key, nested
 
-DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params"  # the repository's params files
-
-# The shared keys' constraints; each method declares its own keys' in its file (methods.Key),
-# and what it changes of the shared defaults (its papers' recipe) as Method.defaults.
-CHOICES = {
-    "precision": ("auto", "fp32", "bf16", "fp16"),
-    "data.source": ("shapes", "imagenet100", "imagenet", "imagefolder", "cifar10", "cifar100",
-                    "stl10"),
-    "data.placement": ("auto", "device", "host"),
-    "model.stem": ("imagenet", "cifar"),
-    "model.feature_pool": ("cls", "mean"),
-    "train.optimizer": ("adamw", "lars", "sgd"),
-    "eval.probe_optimizer": ("lars", "sgd"),
-    "eval.finetune_head": ("probe", "new"),
-}
-# (low, high, inclusive?) ; None = unbounded on that side; inclusive may name the brackets, "(]"
-RANGES = {
-    "data.pretrain_fraction": (0.0, 1.0, "(]"),
-    "eval.finetune_layer_decay": (0.0, 1.0, "(]"),
-    "eval.finetune_drop_path": (0.0, 1.0, "[)"),
-    "eval.finetune_label_smoothing": (0.0, 1.0, "[)"),
-    "eval.finetune_weight_decay": (0.0, None, True),
-    "eval.finetune_warmup_epochs": (0.0, None, True),
-    "eval.finetune_base_lr": (0.0, None, False),
-    "data.num_classes": (2, 10, True),
-    "data.noise": (0.0, None, True),
-    "data.texture": (0.0, None, True),
-    "data.max_shift": (0.0, 1.0, True),
-    "data.val_fraction": (0.0, 0.5, False),
-    "augment.flip_p": (0.0, 1.0, True),
-    "augment.jitter_p": (0.0, 1.0, True),
-    "augment.gray_p": (0.0, 1.0, True),
-    "augment.blur_p": (0.0, 1.0, True),
-    "augment.jitter_strength": (0.0, None, True),
-    "train.base_lr": (0.0, None, False),
-    "train.min_lr": (0.0, None, True),
-    "train.weight_decay": (0.0, None, True),
-    "train.warmup_epochs": (0.0, None, True),
-    "eval.probe_weight_decay": (0.0, None, True),
-    "eval.probe_warmup_epochs": (0, None, True),
-    "eval.finetune_epochs": (0, None, True),
-    "eval.knn_temperature": (0.0, None, False),
-}
-# Keys that must be positive integers wherever they appear.
-POSITIVE_INTS = {
-    "data.image_size", "data.cache_size", "data.decode_workers", "data.num_train", "data.num_val",
-    "data.num_test", "data.val_per_class", "model.patch_size", "model.depth", "train.epochs",
-    "train.steps", "train.batch_size", "train.accum_steps", "train.log_every",
-    "eval.batch_size", "eval.probe_epochs", "eval.probe_batch_size",
-    "eval.knn_k", "eval.finetune_batch_size", "eval.finetune_max_train",
-}
-# Keys whose default is null, with the type they take when set.
-NULLABLE = {"name": str, "data.root": str, "data.cache_dir": str, "data.cache_size": int,
-            "data.decode_workers": int, "model.depth": int, "train.grad_clip": float,
-            "train.steps": int,
-            "eval.batch_size": int, "eval.finetune_max_train": int}
-# Two-number ranges [low, high] with 0 < low <= high.
-PAIRS = {"data.scale", "augment.crop_scale", "augment.crop_ratio", "train.betas",
-         "eval.finetune_crop_scale"}
 
 
 def yaml_error(e: Exception) -> str:
@@ -88,29 +33,24 @@ def yaml_error(e: Exception) -> str:
     return f"{' '.join(context.split()) + ': ' if context else ''}{what}{where}"
 
 
-def load_defaults() -> dict:
-    """defaults.yaml (what every method shares) and each registered method's own keys."""
-    with open(DEFAULTS_FILE) as f:
-        d = yaml.safe_load(f)
+def keys() -> dict[str, Key]:
+    """Every setting a run has (dotted name -> Key): the shared ones (sslnb/schema.py), then each
+    registered method's own keys under `<method>.` (its file)."""
+    out = dict(SHARED)
+    out["method"] = replace(SHARED["method"], choices=tuple(METHODS))
     for name, m in METHODS.items():
-        d[name] = {k: copy.deepcopy(key.default) for k, key in m.keys.items()}
-    return d
+        out.update({f"{name}.{k}": key for k, key in m.keys.items()})
+    return out
+
+
+def load_defaults() -> dict:
+    """Every setting at its default, nested by section."""
+    return nested({k: copy.deepcopy(key.default) for k, key in keys().items()})
 
 
 def method_defaults(method: str) -> dict:
     """What a method changes of the shared defaults (its papers' recipe, in its file)."""
     return METHODS[method].defaults if method in METHODS else {}
-
-
-def constraints() -> tuple[dict, dict, set, dict]:
-    """(CHOICES, RANGES, POSITIVE_INTS, NULLABLE) with every registered method's keys."""
-    keys = {f"{name}.{k}": key for name, m in METHODS.items() for k, key in m.keys.items()}
-    choices = {**CHOICES, "method": tuple(METHODS),
-               **{k: v.choices for k, v in keys.items() if v.choices}}
-    ranges = {**RANGES, **{k: v.range for k, v in keys.items() if v.range}}
-    positive = POSITIVE_INTS | {k for k, v in keys.items() if v.positive_int}
-    nullable = {**NULLABLE, **{k: v.nullable for k, v in keys.items() if v.nullable}}
-    return choices, ranges, positive, nullable
 
 
 def fill_missing(p: dict) -> dict:
@@ -164,7 +104,7 @@ def _check_known(key: str, source: str, known: dict[str, Any]) -> None:
     listing = f" Valid keys in '{section}': {', '.join(valid)}." if valid else ""
     raise ParamsError(
         f"{source}: unknown key '{key}'.{hint}{listing} "
-        f"Fix the key, or see sslnb/defaults.yaml for every key with its meaning."
+        f"Fix the key, or see docs/configuration.md for every key with its meaning."
     )
 
 
@@ -186,108 +126,67 @@ def _type_name(v: Any) -> str:
 
 def checkpoint_interval(value) -> tuple[str, float]:
     """train.checkpoint_every: '10min', '500steps', '1epoch' (or an integer: epochs)."""
-    if isinstance(value, int):
-        return "epochs", value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(min|steps?|epochs?)\s*", str(value))
-    if not m or float(m.group(1)) <= 0:
-        raise ParamsError(f"key 'train.checkpoint_every' is {value!r}; accepted: a positive number "
-                          f"with a unit, e.g. 10min, 500steps, 1epoch (or an integer of epochs).")
-    unit = {"min": "min", "step": "steps", "steps": "steps", "epoch": "epochs",
-            "epochs": "epochs"}[m.group(2)]
-    return unit, float(m.group(1))
+    try:
+        return schema.checkpoint_interval(value)
+    except ValueError:
+        raise ParamsError(f"key 'train.checkpoint_every' is {value!r}; accepted: "
+                          f"{SHARED['train.checkpoint_every'].accepted}.") from None
 
 
-def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
-    choices, ranges, positive_ints, nullable = constraints()
-    flat = flatten(p)
-    for key, value in flat.items():
-        src = source_of.get(key, "defaults")
-        default = defaults_flat[key]
+def _validate(p: dict, source_of: dict[str, str]) -> None:
+    """Each value against its Key: its own check, else null where nullable, the default's type
+    (an int or a YAML string like 1e-3 is read as a float where a float is expected), choices,
+    positive integers, ranges and [low, high] pairs."""
+    declared = keys()
+    for name, value in flatten(p).items():
+        key = declared[name]
+        src = source_of.get(name, "defaults")
 
         def fail(accepted: str) -> None:
             raise ParamsError(
-                f"{src}: key '{key}' is {value!r} ({_type_name(value)}); accepted: {accepted}. "
-                f"Fix it in {src} or override it with --set {key}=VALUE."
+                f"{src}: key '{name}' is {value!r} ({_type_name(value)}); accepted: {accepted}. "
+                f"Fix it in {src} or override it with --set {name}=VALUE."
             )
 
-        if key == "train.checkpoint_every":
-            try:
-                checkpoint_interval(value)
-            except ParamsError:
-                fail("a positive number with a unit: 10min, 500steps, 1epoch (or an integer of "
-                     "epochs)")
-            continue
-        if key == "resume":
-            if value not in (False, True, "auto"):
-                fail("false, true or auto (continue from the run's checkpoint when there is one)")
-            continue
-        if key == "eval.finetune_blocks":
-            if not (isinstance(value, list) and value and all(
-                    x == "all" or (type(x) is int and x >= 1) for x in value)):
-                fail("a list of how many of the last blocks (ViT) or stages (ResNet) fine-tuning "
-                     "trains: positive integers and/or 'all' (end to end), e.g. [1, 2, all]")
-            continue
-        if key == "train.snapshots":
-            if not ((type(value) is int and value >= 0) or (
-                    isinstance(value, list) and value and all(type(x) is int and x >= 0
-                                                              for x in value))):
-                fail("a number of evenly spaced snapshots (0: none), or a list of the optimizer "
-                     "steps to keep, e.g. [0, 100, 250] (the last step is always kept)")
-            continue
-        if key == "augment.jitter_bcsh":
-            if value is not None and not (
-                    isinstance(value, list) and len(value) == 4
-                    and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                            and math.isfinite(x) and x >= 0 for x in value) and value[3] <= 0.5):
-                fail("null (amplitudes from augment.jitter_strength) or four amplitudes "
-                     "[brightness, contrast, saturation, hue], each >= 0, hue <= 0.5, e.g. "
-                     "[0.4, 0.4, 0.2, 0.1]")
-            continue
-        if key == "data.pretrain_classes":
-            ok = (value is None or (isinstance(value, int) and not isinstance(value, bool)
-                                    and value >= 1) or isinstance(value, str)
-                  or (isinstance(value, list) and value and all(isinstance(x, str) for x in value)))
-            if not ok:
-                fail("null (all classes), a positive integer N (the first N classes), or a list of "
-                     "class ids and/or Kaggle folders such as [train.X1]")
+        if key.check is not None:
+            if not key.check(value):
+                fail(key.accepted)
             continue
         if value is None:
-            if key in nullable:
+            if key.nullable:
                 continue
-            fail(f"a {_type_name(default)} like the default {default!r} (null is not allowed here)")
-        want = nullable.get(key, type(default))
+            fail(f"a {_type_name(key.default)} like the default {key.default!r} (null is not "
+                 f"allowed here)")
+        want = key.nullable or type(key.default)
         if want is float and isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
             try:
                 value = float(value)
-                _set(p, key, value)
+                _set(p, name, value)
             except ValueError:
                 pass
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-            _set(p, key, value)
+            _set(p, name, value)
         if want is list:
-            if key in PAIRS:
-                ok = (isinstance(value, list) and len(value) == 2
-                      and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                              and math.isfinite(x) for x in value)
-                      and 0 <= value[0] <= value[1])
-                if not ok:
-                    fail("a list [low, high] of two numbers with 0 <= low <= high")
-            elif not (isinstance(value, list) and len(value) == len(default)
-                      and all(isinstance(x, (int, float)) and math.isfinite(x) for x in value)):
-                fail(f"a list of {len(default)} numbers like {default}")
+            numbers = isinstance(value, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                for x in value)
+            if key.pair and not (numbers and len(value) == 2 and 0 <= value[0] <= value[1]):
+                fail("a list [low, high] of two numbers with 0 <= low <= high")
+            if not key.pair and not (numbers and len(value) == len(key.default)):
+                fail(f"a list of {len(key.default)} numbers like {key.default}")
             continue
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-            fail(f"a {want.__name__}" + (" or null" if key in nullable else ""))
+            fail(f"a {want.__name__}" + (" or null" if key.nullable else ""))
         if want is float and not math.isfinite(value):
             fail("a finite number (not .nan or .inf)")
-        if key in choices and value not in choices[key]:
-            close = difflib.get_close_matches(str(value), choices[key], n=1)
-            fail(" | ".join(choices[key]) + (f" (did you mean '{close[0]}'?)" if close else ""))
-        if key in positive_ints and value < 1:
+        if key.choices and value not in key.choices:
+            close = difflib.get_close_matches(str(value), key.choices, n=1)
+            fail(" | ".join(key.choices) + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if key.positive_int and value < 1:
             fail("a positive integer")
-        if key in ranges:
-            lo, hi, inclusive = ranges[key]
+        if key.range:
+            lo, hi, inclusive = key.range
             brackets = inclusive if isinstance(inclusive, str) else "[]" if inclusive else "()"
             bad = ((lo is not None and (value < lo if brackets[0] == "[" else value <= lo))
                    or (hi is not None and (value > hi if brackets[1] == "]" else value >= hi)))
@@ -299,18 +198,7 @@ def _validate(p: dict, defaults_flat: dict, source_of: dict[str, str]) -> None:
 
 def _check_consistency(p: dict, source_of: dict[str, str]) -> None:
     METHODS[p["method"]].check(p, source_of)
-    depths = [k for k in p["eval"]["finetune_blocks"] if k != "all"]
-    if depths and p["eval"]["finetune_epochs"] > 0:
-        from .encoders import num_blocks
-        n = num_blocks(p)
-        if max(depths) > n:
-            src = source_of.get("eval.finetune_blocks", "defaults")
-            raise ParamsError(
-                f"{src}: key 'eval.finetune_blocks' lists {max(depths)}, but the encoder "
-                f"({p['model']['encoder']}) has {n} "
-                f"{'stages' if p['model']['encoder'].startswith('resnet') else 'blocks'}; "
-                f"accepted: integers from 1 to {n} and/or 'all' (end to end). Fix it in {src} "
-                f"or override it with --set eval.finetune_blocks=[1,{n}].")
+    finetune.check(p, source_of)
 
 
 def read_text(path: Path, what: str = "params file") -> str:
@@ -366,8 +254,7 @@ def effective(p: dict) -> dict:
     keys of the other encoder family (a ViT run has a `model.stem` it never reads), and without
     where or how it was launched (out_dir, resume). Two runs with equal effective params are the
     same run."""
-    from .encoders import FAMILY_PARAMS, family
-    fam = family(p["model"]["encoder"])
+    fam = spec(p).family
     other = [k for f, keys in FAMILY_PARAMS.items() if f != fam for k in keys
              if k not in FAMILY_PARAMS[fam]]
     sections = tuple(f"{name}." for name in METHODS if name != p["method"])
@@ -413,7 +300,7 @@ def resolve(path: str | Path | None = None, overrides: Mapping | list[str] | Non
     _merge(p, user, src_name, known)
     if p["name"] is None:
         p["name"] = Path(path).stem if path else method
-    _validate(p, known, source_of)
+    _validate(p, source_of)
     return p
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from . import params as params_mod
-from .checkpoint import atomic_write_bytes, has_checkpoint
+from .checkpoint import atomic_write_bytes, has_checkpoint, save_eval_params, saved_params
 from .code_version import STAGES, code_version
+from .device import device_name
 from .errors import RunError
 
 
@@ -70,28 +71,28 @@ def git_diff(cwd: Path | None = None) -> str:
 def finished_same_run(p: dict) -> Path | None:
     """The run directory when it holds a finished pretraining of exactly these params (the `eval`
     section aside: evaluation settings never invalidate a pretraining) and this code. The run's
-    params.yaml then takes the new eval section, which `evaluate` reads."""
+    new eval section is stored beside params.yaml (checkpoint.save_eval_params), which is never
+    rewritten, and `evaluate` reads it."""
     import yaml
     run = run_dir_of(p)
     try:
         summary = json.loads((run / "summary.json").read_text())
-        saved = yaml.safe_load((run / "params.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        saved = saved_params(run)
+    except (OSError, ValueError, yaml.YAMLError, RunError):
         return None
     strip = lambda d: {k: v for k, v in params_mod.effective(d).items()  # noqa: E731
                        if not k.startswith("eval.")}
-    ok = strip(params_mod.fill_missing(saved)) == strip(p) and \
+    ok = strip(saved) == strip(p) and \
         summary.get("code_version") == code_version("pretrain", p["method"]) and \
         (run / "checkpoints" / "last.pt").is_file()
     if ok and saved.get("eval") != p["eval"]:
-        params_mod.save(p, run / "params.yaml")
+        save_eval_params(run, p)
     return run if ok else None
 
 
 def environment(device: torch.device, method: str | None = None) -> dict:
     import timm
     import torchvision
-    from .device import device_name
     return {
         "python": platform.python_version(), "torch": torch.__version__,
         "torchvision": torchvision.__version__, "timm": timm.__version__,
@@ -164,9 +165,8 @@ def _check_same_run(run: Path, p: dict, save: bool = True) -> None:
     import yaml
     old = params_mod.flatten(yaml.safe_load((run / "params.yaml").read_text()))
     new = params_mod.flatten(p)
-    diff = sorted(k for k in set(old) | set(new)
-                  if old.get(k) != new.get(k)
-                  and k not in ("train.epochs", "train.steps", "resume", "train.batch_size", "train.accum_steps"))
+    may_change = {k for k, key in params_mod.keys().items() if key.resumable}
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in may_change)
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
         raise RunError(f"--resume: the params differ from those of the run in '{run}' ({shown}). "

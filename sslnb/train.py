@@ -21,14 +21,14 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import checkpoint, distributed, methods, runs
+from . import checkpoint, distributed, encoders, methods, optim, runs
 from .clock import ShareClock, isolated_epoch_time
-from .augment import BatchAugment
+from .augment import BatchAugment, batch_augment
 from .data import ImageSet, load_split
 from .data.feeder import Feeder
 from .device import device_name, peak_memory_mb, resolve_device, resolve_precision
 from .errors import ParamsError, RunError
-from .optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
+from .optim import scaled_lr, set_lr, warmup_cosine
 from .params import checkpoint_interval, flatten, resolve
 from .randomness import global_rows, step_generator
 
@@ -67,8 +67,7 @@ def pretrain(params: dict | str | Path, overrides=None, *, resume: bool = False,
     sched = Schedule.of(len(data), t, world_size)
     if world_size > 1 and t["sync_bn"]:
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # statistics of the global batch
-    opt = build_optimizer(net, t["optimizer"], sched.lr_peak, t["weight_decay"], t["betas"],
-                          t["momentum"], method.lr_scales(p))
+    opt = optim.for_run(net, p, sched.lr_peak, method.lr_scales(p))
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
     run = open_run(p, resume, overwrite, rank, world_size)
@@ -268,8 +267,7 @@ def _no_mark(phase: str) -> None:
 
 def augments_of(method, p: dict) -> list[BatchAugment]:
     """The batched augmentations of a method's kinds of view (Method.augments), in its order."""
-    return [BatchAugment(a, a["size"], p["data"]["mean"], p["data"]["std"])
-            for a in method.augments(p)]
+    return [batch_augment(p, a, a["size"]) for a in method.augments(p)]
 
 
 def progress(total: int, initial: int, desc: str):
@@ -374,7 +372,7 @@ class Saver:
                 "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "step": step,
                 "epoch": step // self.sched.steps_per_epoch, "method": self.p["method"],
-                "encoder": self.p["model"]["encoder"], "rng": checkpoint.rng_states(),
+                "encoder": encoders.spec(self.p).name, "rng": checkpoint.rng_states(),
                 "images_per_step": self.sched.images_per_step, "world_size": self.world_size,
                 "params": flatten(self.p)}, keep_previous=True)
         self.last_step = step
@@ -431,7 +429,7 @@ def summarise(run: Path, p: dict, sched: Schedule, device, amp_dtype) -> None:
     n = max(1, len(epochs))
     isolated, alone, flagged = isolated_epoch_time(epochs)
     checkpoint.write_json(run / "summary.json", {
-        "method": p["method"], "encoder": p["model"]["encoder"], "steps": sched.total_steps,
+        "method": p["method"], "encoder": encoders.spec(p).name, "steps": sched.total_steps,
         "epochs": sched.total_steps / sched.steps_per_epoch, "images_per_step": sched.images_per_step,
         "final_loss": epochs[-1]["loss"] if epochs else None,
         "epoch_time_s": sum(e["epoch_time_s"] for e in epochs) / n,

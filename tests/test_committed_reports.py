@@ -118,21 +118,20 @@ def test_a_configurations_time_per_epoch_agrees_across_committed_reports(recompu
 
 @pytest.mark.parametrize("name,folder", committed_reports())
 def test_every_committed_run_resolves_to_the_params_it_ran_with(name, folder):
-    """Moving a setting between homes (defaults.yaml, a method's file, a run file) changes no
+    """Moving a setting between homes (sslnb/schema.py, a method's file, a run file) changes no
     committed run: each run's params file and its report's overrides resolve today to the
     params.yaml it saved (keys added since take their defaults, which reproduce the old
     behaviour)."""
-    import yaml
-    from sslnb.params import effective, fill_missing, resolve
+    from sslnb.checkpoint import saved_params
+    from sslnb.params import effective, resolve
     spec = load(ROOT / "params" / "report" / f"{name}.yaml")
     checked = 0
     for r in spec["runs"]:
-        saved_file = ROOT / r["run_dir"] / "params.yaml"
-        if not saved_file.is_file():
+        if not (ROOT / r["run_dir"] / "params.yaml").is_file():
             continue
         # what the run reads (not other methods' sections or the other encoder family's keys)
         a = effective(resolve(ROOT / r["params"], r["set"]))
-        b = effective(fill_missing(yaml.safe_load(saved_file.read_text())))
+        b = effective(saved_params(ROOT / r["run_dir"]))
         assert a == b, (r["run_dir"], {k: (b.get(k), a.get(k)) for k in set(a) | set(b)
                                        if a.get(k) != b.get(k)})
         checked += 1

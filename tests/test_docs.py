@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sslnb.params import flatten, load_defaults
+from sslnb.params import flatten, keys, load_defaults
+from sslnb.schema import markdown_table
 
 from conftest import ROOT
 
@@ -65,9 +66,12 @@ def test_nothing_cites_a_file_outside_the_repository():
 
 
 def test_the_configuration_page_lists_every_key_with_its_default():
+    """The page's table is the declaration's (sslnb/schema.py and the methods' keys), and each
+    row's default reads back as the value a run starts from."""
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert markdown_table(keys()) in page, "regenerate the table: sslnb.schema.markdown_table"
     rows = dict(re.findall(r"^\| `([\w.]+)` \| `([^`]*)` \|", page, re.M))
-    defaults = flatten(load_defaults())  # defaults.yaml and every method's own keys
+    defaults = flatten(load_defaults())
     assert set(rows) == set(defaults), set(rows) ^ set(defaults)
     for key, value in defaults.items():
         assert yaml.safe_load(rows[key]) == value, (key, rows[key], value)

@@ -1,5 +1,5 @@
 """The method interface, proven by a method that lives outside sslnb (tests/toy_method.py): its
-keys are checked like defaults.yaml's, its two view sizes and its after-step teacher run in the
+keys are checked like the shared ones, its two view sizes and its after-step teacher run in the
 training loop, and it goes through pretraining, evaluation and a real report (papermill kernels
 that load it through SSLNB_METHODS) with nothing in sslnb changed."""
 import json

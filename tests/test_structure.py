@@ -3,6 +3,7 @@ reaches the training loop), nothing outside sslnb/methods/ branches on a method'
 notebooks share one short set-up cell."""
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,75 @@ def test_a_method_is_one_file(name):
         assert getattr(type(m), hook) is not getattr(methods.Method, hook), hook
     for hook in ("architecture", "export"):
         assert getattr(type(m), hook) is getattr(methods.Method, hook), hook
+
+
+def settings_read(path: Path, settings: set[str]) -> set[str]:
+    """The dotted shared settings a file names: p["train"]["epochs"], an alias of a section read
+    by key (t = p["train"]; t["epochs"]), or the whole string "train.epochs" (a lookup such as
+    source_of.get("train.epochs")); words inside messages (f-strings) are not reads."""
+    tree = ast.parse(path.read_text())
+    in_fstring = {id(c) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr)
+                  for c in ast.walk(n)}
+    key_of = lambda n: n.slice.value if isinstance(n, ast.Subscript) and isinstance(  # noqa: E731
+        n.slice, ast.Constant) and isinstance(n.slice.value, str) else None
+    aliases = {}  # name -> section
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and key_of(n.value):
+            for t in n.targets:
+                names = t.elts if isinstance(t, ast.Tuple) else [t]
+                values = n.value.elts if isinstance(n.value, ast.Tuple) else [n.value]
+                for a, v in zip(names, values):
+                    if isinstance(a, ast.Name) and key_of(v):
+                        aliases[a.id] = key_of(v)
+        elif isinstance(n, ast.Assign) and isinstance(n.value, ast.Tuple):
+            for a, v in zip(getattr(n.targets[0], "elts", []), n.value.elts):
+                if isinstance(a, ast.Name) and key_of(v):
+                    aliases[a.id] = key_of(v)
+    found = set()
+    for n in ast.walk(tree):
+        leaf = key_of(n)
+        if leaf:
+            section = key_of(n.value) or (aliases.get(n.value.id)
+                                          if isinstance(n.value, ast.Name) else None)
+            if section and f"{section}.{leaf}" in settings:
+                found.add(f"{section}.{leaf}")
+        if isinstance(n, ast.Constant) and n.value in settings and id(n) not in in_fstring:
+            found.add(n.value)
+    return found
+
+
+def test_a_shared_setting_is_read_in_few_engine_files():
+    """Each shared setting has one home (sslnb/schema.py) and few readers: at most 3 of the
+    dotted settings are read in 3 or more engine files (the report aside), so changing what a
+    setting means touches one place, not a dozen."""
+    from sslnb.schema import SHARED
+    settings = {k for k in SHARED if "." in k}
+    files = [f for f in PKG.rglob("*.py") if "report" not in f.relative_to(PKG).parts
+             and f.name != "schema.py"]
+    readers: dict[str, list[str]] = {k: [] for k in settings}
+    for f in files:
+        for k in settings_read(f, settings):
+            readers[k].append(str(f.relative_to(PKG)))
+    spread = {k: sorted(v) for k, v in readers.items() if len(v) >= 3}
+    assert len(spread) <= 3, spread
+
+
+def test_the_setting_finder_sees_reads_and_lookups_not_messages(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text('def g(p, src):\n    t = p["train"]\n    x = t["epochs"] + p["data"]["image_size"]\n'
+                 '    y = src.get("model.depth")\n    raise ValueError(f"model.stem {x}")\n')
+    assert settings_read(f, {"train.epochs", "data.image_size", "model.depth", "model.stem"}) \
+        == {"train.epochs", "data.image_size", "model.depth"}
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")),
+                         ids=lambda p: p.name)
+def test_every_notebook_reads_as_a_chapter(notebook):
+    """A notebook is a chapter of the study, not a wrapper of calls: at least 350 words of prose
+    in its markdown cells (the question it answers, how to read its figures, what the next
+    chapter takes), and a heading that opens it."""
+    cells = json.loads(notebook.read_text())["cells"]
+    prose = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    words = sum(len(re.findall(r"[A-Za-z][A-Za-z'-]*", text)) for text in prose)
+    assert words >= 350, f"{notebook.name}: {words} words of prose"
+    assert prose and prose[0].startswith("# "), notebook.name

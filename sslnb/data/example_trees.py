@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import shapes
+from .layouts import cmc_classes
 
 KAGGLE_CHUNKS = 2  # train.X1, train.X2 (the real dataset has 4)
 
@@ -69,7 +70,6 @@ def kaggle(root: Path, classes: int = 4, per_class: int = 12, val_per_class: int
            seed: int = 0, sizes=(160, 120), awkward: bool = False) -> Path:
     """ImageNet-100 as Kaggle ships it: train.X1, train.X2 (half the classes each), val.X,
     Labels.json; class ids are the first `classes` of the standard list so names look real."""
-    from .layouts import cmc_classes
     wnids = sorted(cmc_classes()[:classes])
     for k, wnid in enumerate(wnids):
         chunk = f"train.X{1 + k * KAGGLE_CHUNKS // classes}"
@@ -86,7 +86,6 @@ def imagenet(root: Path, per_class: int = 2, val_per_class: int = 1, seed: int =
              sizes=(96, 72), extra_classes: int = 2) -> Path:
     """A full-ImageNet layout (train/<wnid>/, val/<wnid>/) holding the 100 standard classes plus
     a few others that the ImageNet-100 filter must leave out."""
-    from .layouts import cmc_classes
     wnids = cmc_classes() + [f"n9999999{i}" for i in range(extra_classes)]
     for k, wnid in enumerate(wnids):
         _write_class(root / "train" / wnid, per_class, k % 10, seed, sizes)

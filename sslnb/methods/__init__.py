@@ -11,6 +11,7 @@ import pkgutil
 
 import torch.nn as nn
 
+from .. import encoders
 from ..encoders import count_params
 from ..errors import ParamsError
 from .base import Key, Method
@@ -58,7 +59,7 @@ def build_model(p: dict) -> nn.Module:
     try:
         return get(p).build(p)
     except (RuntimeError, ValueError) as e:
-        raise ParamsError(f"key 'model.encoder' is {p['model']['encoder']!r}, which cannot build "
+        raise ParamsError(f"key 'model.encoder' is {encoders.spec(p).name!r}, which cannot build "
                           f"a {p['method']} model ({e}); accepted: {get(p).accepts}.") from None
 
 
@@ -71,10 +72,11 @@ def describe(p: dict, model: nn.Module | None = None) -> dict:
     """Sizes of a configuration, as `python -m sslnb info` prints them."""
     model = model if model is not None else build_model(p)
     method = get(p)
-    return {"method": p["method"], "encoder": p["model"]["encoder"],
+    enc = encoders.spec(p)
+    return {"method": p["method"], "encoder": enc.name,
             "architecture": method.architecture(p),
             "encoder_params": count_params(model.encoder), "total_params": count_params(model),
-            "feature_dim": model.feature_dim, "image_size": p["data"]["image_size"],
+            "feature_dim": model.feature_dim, "image_size": enc.image_size,
             **method.describe(p)}
 
 

@@ -3,27 +3,12 @@ FLOP count, the export and the report ask a `Method` and branch on nothing: addi
 one file in this folder (see docs/adding-a-method.md)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn as nn
 
 from .. import encoders
 from ..errors import ParamsError
-
-
-@dataclass(frozen=True)
-class Key:
-    """One param a method owns (`<method>.<key>` in a params file): its default, what it means,
-    and the values it accepts; params.py checks it as it checks defaults.yaml's keys."""
-    default: Any
-    doc: str = ""
-    range: tuple | None = None    # (low, high, inclusive) as params.RANGES: True, False or "(]"
-    positive_int: bool = False
-    nullable: type | None = None  # may be null; the type it takes when set
-    choices: tuple | None = None
-    shown: bool = False           # listed in a report's table of each run's key params
+from ..schema import Key  # noqa: F401  (methods declare their keys as the shared ones are)
 
 
 class Method:
@@ -35,8 +20,10 @@ class Method:
     keys: dict[str, Key] = {}  # the method's own params, under `<name>.` (see Key)
     accepts = "a timm ViT name such as vit_small_patch16_224, or a torchvision ResNet name such " \
               "as resnet50"      # the encoders it builds, as an error message lists them
-    defaults: dict = {}        # what the method changes in defaults.yaml (its papers' recipe)
+    defaults: dict = {}        # what the method changes of the shared defaults (its papers' recipe)
     showcase_name = ""         # the figure of what the method sees, e.g. "mae_reconstructions"
+    min_batch = 1              # the fewest images per batch its loss is defined on, and why
+    min_batch_why = ""
 
     @property
     def own_params(self) -> tuple:
@@ -53,19 +40,16 @@ class Method:
     def check(self, p: dict, source_of: dict) -> None:
         """Consistency checks of resolved params beyond types and ranges; raise ParamsError.
         Subclasses that add checks call this one (it checks the encoder)."""
-        size, patch = p["data"]["image_size"], p["model"]["patch_size"]
-        if encoders.family(p["model"]["encoder"]) == "vit" and size % patch:
-            src = source_of.get("model.patch_size", source_of.get("data.image_size", "defaults"))
+        encoders.check(p, source_of)
+        if p["train"]["batch_size"] < self.min_batch:
             raise ParamsError(
-                f"{src}: data.image_size={size} is not divisible by model.patch_size={patch}; a "
-                f"ViT cuts the image into whole patches. Choose a patch size that divides the "
-                f"image size (e.g. 4 for 32px, 16 for 224px).")
+                f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
+                f"{p['train']['batch_size']}, but {self.title} {self.min_batch_why}: use a batch "
+                f"of {self.min_batch} or more.")
 
     def prepare(self, net: nn.Module, p: dict) -> nn.Module:
         """Memory layout before training: channels_last for convolutional encoders."""
-        if encoders.family(p["model"]["encoder"]) == "resnet" and p["train"]["channels_last"]:
-            return net.to(memory_format=torch.channels_last)
-        return net
+        return encoders.prepare(net, p)
 
     # One training step -----------------------------------------------------------------------
     def augments(self, p: dict) -> list[dict]:
@@ -73,7 +57,7 @@ class Method:
         side in pixels): views of different sizes or recipes (BYOL's asymmetric pair, DINO's
         global and local crops) are different entries. The default: one, `augment` at
         data.image_size."""
-        return [{**p["augment"], "size": p["data"]["image_size"]}]
+        return [{**p["augment"], "size": encoders.spec(p).image_size}]
 
     def generators(self, p: dict) -> int:
         """How many random generators a step draws from (one per view, and one per other draw
@@ -119,7 +103,7 @@ class Method:
 
     def describe(self, p: dict) -> dict:
         """Configuration facts beside the sizes that `python -m sslnb info` prints."""
-        keys = encoders.FAMILY_PARAMS[encoders.family(p["model"]["encoder"])]
+        keys = encoders.FAMILY_PARAMS[encoders.spec(p).family]
         return {k.split(".")[1]: p["model"][k.split(".")[1]] for k in keys
                 if k.startswith("model.") and k != "model.zero_init_residual"}
 

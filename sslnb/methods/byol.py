@@ -12,9 +12,11 @@ import torch
 import torch.nn as nn
 
 from .. import encoders
+from ..augment import BatchAugment
 from ..errors import ParamsError
 from ..flops import module_forward
 from ..losses import byol_loss
+from ..randomness import step_generator
 from .base import Key, Method
 from .momentum import cosine_momentum, ema_update
 
@@ -65,6 +67,8 @@ class BYOL(nn.Module):
 
 class BYOLMethod(Method):
     name, title, showcase_name = "byol", "BYOL", "byol_views"
+    min_batch, min_batch_why = 2, ("normalises its projector and predictor over the batch "
+                                   "(BatchNorm; the paper used 4096 images)")
     objective = "self-distillation"
     citation = "Grill et al. 2020"
     description = ("an online network predicts a momentum-averaged target network's projection "
@@ -95,7 +99,7 @@ class BYOLMethod(Method):
         b = p["byol"]
         return BYOL(encoders.build(p), proj_hidden_dim=b["proj_hidden_dim"],
                     proj_dim=b["proj_dim"], pred_hidden_dim=b["pred_hidden_dim"],
-                    feature_pool=p["model"]["feature_pool"])
+                    feature_pool=encoders.spec(p).feature_pool)
 
     def lr_scales(self, p: dict) -> dict[str, float]:
         return {"predictor": p["byol"]["predictor_lr_scale"]}
@@ -107,27 +111,20 @@ class BYOLMethod(Method):
                 src = source_of.get(f"byol.{key}", "defaults")
                 raise ParamsError(f"{src}: byol.{key}={p['byol'][key]} must be two "
                                   f"probabilities in [0, 1], one per view, e.g. [1.0, 0.1].")
-        if p["train"]["batch_size"] < 2:
-            raise ParamsError(
-                f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
-                f"{p['train']['batch_size']}, but BYOL's projector and predictor normalise over "
-                f"the batch (BatchNorm): use a batch of 2 or more (the paper used 4096).")
 
     def augments(self, p: dict) -> list[dict]:
         """BYOL's asymmetric pair: blur always on the first view, rarely on the second;
         solarization only on the second."""
         b = p["byol"]
-        return [{**p["augment"], "size": p["data"]["image_size"], "blur_p": b["blur_p"][v],
-                 "solarize_p": b["solarize_p"][v]} for v in (0, 1)]
+        view = super().augments(p)[0]
+        return [{**view, "blur_p": b["blur_p"][v], "solarize_p": b["solarize_p"][v]}
+                for v in (0, 1)]
 
     def generators(self, p: dict) -> int:
         return 2
 
     def views(self, augments, x, g, p):
-        out = [augments[0](x, g[0]), augments[1](x, g[1])]
-        if p["train"]["channels_last"] and encoders.family(p["model"]["encoder"]) == "resnet":
-            out = [v.contiguous(memory_format=torch.channels_last) for v in out]
-        return out
+        return encoders.input_layout([augments[0](x, g[0]), augments[1](x, g[1])], p)
 
     def loss(self, forward, views, g):
         return forward(*views)
@@ -148,8 +145,6 @@ class BYOLMethod(Method):
     def showcase(self, model, p: dict, images: torch.Tensor) -> list[tuple]:
         """The two views as the loss sees them (before normalising): blur on the first,
         solarization on some of the second."""
-        from ..augment import BatchAugment
-        from ..randomness import step_generator
         cpu = torch.device("cpu")
         return [("original", images.float() / 255)] + [
             (f"view {v + 1}", BatchAugment(a, a["size"], [0, 0, 0], [1, 1, 1])(

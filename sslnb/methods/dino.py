@@ -16,8 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import encoders
+from ..augment import BatchAugment
 from ..errors import ParamsError
 from ..losses import dino_loss, full_precision
+from ..randomness import step_generator
 from .base import Key, Method
 from .momentum import cosine_momentum, ema_update, half_cosine
 
@@ -176,19 +178,20 @@ class DINOMethod(Method):
         d = p["dino"]
         return DINO(encoders.build(p), out_dim=d["out_dim"], hidden_dim=d["hidden_dim"],
                     bottleneck_dim=d["bottleneck_dim"], student_temp=d["student_temp"],
-                    teacher_temp=d["teacher_temp_start"], feature_pool=p["model"]["feature_pool"])
+                    teacher_temp=d["teacher_temp_start"], feature_pool=encoders.spec(p).feature_pool)
 
     def check(self, p: dict, source_of: dict) -> None:
         super().check(p, source_of)
         d, src = p["dino"], lambda k: source_of.get(f"dino.{k}", "defaults")  # noqa: E731
-        if encoders.family(p["model"]["encoder"]) != "vit":
+        enc = encoders.spec(p)
+        if enc.family != "vit":
             raise ParamsError(f"{source_of.get('model.encoder', 'defaults')}: DINO trains a ViT "
                               f"here (its multi-crop resamples a ViT's position grid); "
-                              f"model.encoder={p['model']['encoder']!r}: use a timm ViT name "
+                              f"model.encoder={enc.name!r}: use a timm ViT name "
                               f"such as vit_small_patch16_224.")
-        if d["local_crops"] and d["local_size"] % p["model"]["patch_size"]:
+        if d["local_crops"] and d["local_size"] % enc.patch_size:
             raise ParamsError(f"{src('local_size')}: dino.local_size={d['local_size']} is not "
-                              f"divisible by model.patch_size={p['model']['patch_size']}; choose "
+                              f"divisible by model.patch_size={enc.patch_size}; choose "
                               f"a multiple of the patch (e.g. 16 at patch 4, 96 at patch 16).")
         for key in ("global_crop_scale", "local_crop_scale"):
             lo, hi = d[key]
@@ -208,7 +211,7 @@ class DINOMethod(Method):
         """Two global crops (by default the first always blurred, the second rarely, and
         sometimes solarized, as BYOL's pair) and the local crops (blur p 0.5), smaller."""
         d, a = p["dino"], p["augment"]
-        size = p["data"]["image_size"]
+        size = encoders.spec(p).image_size
         glob = [{**a, "size": size, "crop_scale": d["global_crop_scale"],
                  "blur_p": d["blur_p"][v], "solarize_p": d["solarize_p"][v]} for v in (0, 1)]
         return glob + [{**a, "size": d["local_size"], "crop_scale": d["local_crop_scale"],
@@ -260,9 +263,7 @@ class DINOMethod(Method):
     @torch.no_grad()
     def showcase(self, model, p: dict, images: torch.Tensor) -> list[tuple]:
         """The two global crops and one local crop (shown upsampled to the global size)."""
-        from ..augment import BatchAugment
-        from ..randomness import step_generator
-        cpu, size = torch.device("cpu"), p["data"]["image_size"]
+        cpu, size = torch.device("cpu"), encoders.spec(p).image_size
         rows = [("original", images.float() / 255)]
         for v, (a, title) in enumerate(zip(self.augments(p), ("global 1", "global 2", "local"))):
             x = BatchAugment(a, a["size"], [0, 0, 0], [1, 1, 1])(

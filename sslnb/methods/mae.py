@@ -15,6 +15,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from .. import encoders
+from ..augment import normalizer
 from ..flops import vit_block
 from ..losses import full_precision
 from ..randomness import rand
@@ -180,14 +181,13 @@ class MAEMethod(Method):
                           "betas": [0.9, 0.95]}}
 
     def build(self, p: dict) -> MAE:
-        m = p["model"]
-        return MAE(encoder=m["encoder"], image_size=p["data"]["image_size"],
-                   patch_size=m["patch_size"], depth=m["depth"], feature_pool=m["feature_pool"],
-                   **p["mae"])
+        e = encoders.spec(p)
+        return MAE(encoder=e.name, image_size=e.image_size, patch_size=e.patch_size,
+                   depth=e.depth, feature_pool=e.feature_pool, **p["mae"])
 
     def views(self, augments, x, g, p):
         """The view, and the noise of its mask drawn from the step's generator g[1]."""
-        grid = p["data"]["image_size"] // p["model"]["patch_size"]
+        grid = encoders.spec(p).grid
         return [augments[0](x, g[0]), mask_noise(x.shape[0], grid * grid, g[1], x.device)]
 
     def loss(self, forward, views, g):
@@ -203,7 +203,7 @@ class MAEMethod(Method):
         """Patch embedding of all N patches, encoder on the kept N(1-m) + 1 tokens, decoder on
         N + 1 tokens, prediction; x3 for training (see flops.py)."""
         enc, a = model.encoder, p["mae"]
-        s, patch = p["data"]["image_size"], p["model"]["patch_size"]
+        s, patch = encoders.spec(p).image_size, encoders.spec(p).patch_size
         n = (s // patch) ** 2
         keep, pix, dim = int(n * (1 - a["mask_ratio"])), 3 * patch * patch, enc.embed_dim
         mlp = enc.blocks[0].mlp.fc1.out_features / dim
@@ -219,10 +219,10 @@ class MAEMethod(Method):
     def showcase(self, model: MAE, p: dict, images: torch.Tensor) -> list[tuple]:
         """Original, masked input (removed patches grey), reconstruction (predicted patches with
         the visible ones pasted back, as in the paper's figures)."""
-        from ..augment import Normalize
-        mean = torch.tensor(p["data"]["mean"]).view(1, 3, 1, 1)
-        std = torch.tensor(p["data"]["std"]).view(1, 3, 1, 1)
-        x = Normalize(p["data"]["mean"], p["data"]["std"], p["data"]["image_size"])(images)
+        normalize = normalizer(p)
+        mean = torch.tensor(normalize.mean).view(1, 3, 1, 1)
+        std = torch.tensor(normalize.std).view(1, 3, 1, 1)
+        x = normalize(images)
         _, pred, mask = model(x, mask_noise(x.shape[0], model.grid ** 2,
                                             torch.Generator().manual_seed(0), x.device))
         patch = model.patch_size

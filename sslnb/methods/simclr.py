@@ -13,9 +13,10 @@ import torch
 import torch.nn as nn
 
 from .. import encoders
-from ..errors import ParamsError
+from ..augment import BatchAugment
 from ..flops import module_forward
 from ..losses import nt_xent
+from ..randomness import step_generator
 from .base import Key, Method
 
 
@@ -63,6 +64,8 @@ class SimCLR(nn.Module):
 
 class SimCLRMethod(Method):
     name, title, showcase_name = "simclr", "SimCLR", "simclr_views"
+    min_batch, min_batch_why = 2, ("needs the batch's other images as each image's negatives "
+                                   "(the paper used 4096)")
     objective = "contrastive"
     citation = "Chen et al. 2020"
     accepts = ("a torchvision ResNet name such as resnet18 or resnet50, or a timm ViT name such "
@@ -85,22 +88,11 @@ class SimCLRMethod(Method):
     }
 
     def build(self, p: dict) -> SimCLR:
-        return SimCLR(encoders.build(p), feature_pool=p["model"]["feature_pool"], **p["simclr"])
-
-    def check(self, p: dict, source_of: dict) -> None:
-        super().check(p, source_of)
-        if p["train"]["batch_size"] < 2:
-            raise ParamsError(
-                f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
-                f"{p['train']['batch_size']}, but SimCLR needs at least 2 images per batch: the "
-                f"other images of the batch are its negatives. Use a batch of 2 or more (the "
-                f"paper used 4096).")
+        return SimCLR(encoders.build(p), feature_pool=encoders.spec(p).feature_pool,
+                      **p["simclr"])
 
     def views(self, augments, x, g, p):
-        out = [augments[0](x, g[0]), augments[0](x, g[1])]
-        if p["train"]["channels_last"] and encoders.family(p["model"]["encoder"]) == "resnet":
-            out = [v.contiguous(memory_format=torch.channels_last) for v in out]
-        return out
+        return encoders.input_layout([augments[0](x, g[0]), augments[0](x, g[1])], p)
 
     def loss(self, forward, views, g):
         return forward(*views)[0]
@@ -118,9 +110,7 @@ class SimCLRMethod(Method):
     @torch.no_grad()
     def showcase(self, model, p: dict, images: torch.Tensor) -> list[tuple]:
         """Two augmented views of the same images, as the loss sees them (before normalising)."""
-        from ..augment import BatchAugment
-        from ..randomness import step_generator
-        aug = BatchAugment(p["augment"], p["data"]["image_size"], [0, 0, 0], [1, 1, 1])
+        aug = BatchAugment(p["augment"], encoders.spec(p).image_size, [0, 0, 0], [1, 1, 1])
         cpu = torch.device("cpu")
         return [("original", images.float() / 255)] + [
             (f"view {v + 1}", aug(images, step_generator(p["seed"], 0, v, cpu))) for v in (0, 1)]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import html
-import json
 import os
 import shutil
 import subprocess
@@ -30,9 +29,9 @@ from xml.etree import ElementTree
 import yaml
 
 from ..errors import ParamsError, SslnbError
-from ..params import read_text, resolve, yaml_error
+from ..params import read_text, resolve, save as save_params, yaml_error
 from ..runs import run_dir_of
-from .notebook import env_overrides
+from .primaries import named_readings, registered
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -44,8 +43,10 @@ class ReportError(SslnbError):
     """A notebook failed or the report could not be assembled."""
 
 
-def load(path: str | Path) -> dict:
-    """Validate a report params file and resolve every run's params (errors before any work)."""
+def load(path: str | Path, overrides: dict | None = None) -> dict:
+    """Validate a report params file and resolve every run's params once (errors before any
+    work): each run carries its resolved params (`resolved`), which the build freezes into the
+    file its notebooks read. `overrides` (dotted keys) apply to every run, over the report's."""
     path = Path(path)
     if not path.is_file():
         known = sorted(f.stem for f in (ROOT / "params" / "report").glob("*.yaml"))
@@ -90,15 +91,16 @@ def load(path: str | Path) -> dict:
         if not params_file.is_file():
             raise ParamsError(f"{path}: runs[{i}] names '{item['params']}', which does not "
                               f"exist. Name a run params file such as params/demo/mae_vit_tiny.yaml.")
-        overrides = {**(r.get("set") or {}), **(item.get("set") or {}), **env_overrides()}
-        base = resolve(params_file, overrides)
+        run_overrides = {**(r.get("set") or {}), **(item.get("set") or {}), **(overrides or {})}
+        base = resolve(params_file, run_overrides)
         for seed in run_seeds or [base["seed"]]:
             # The params' own seed keeps the run's name, so a seeds report reuses the runs of
             # the one-seed report; every other seed is a run of its own.
             name = base["name"] if seed == base["seed"] else f"{base['name']}_seed{seed}"
-            run_set = {**overrides, "seed": seed, "name": name} if run_seeds else overrides
-            p = resolve(params_file, run_set)
-            runs.append({"params": str(params_file), "set": run_set, "run_dir": str(run_dir_of(p)),
+            run_set = {**run_overrides, "seed": seed, "name": name} if run_seeds else run_overrides
+            p = base if run_set == run_overrides else resolve(params_file, run_set)
+            runs.append({"params": str(params_file), "set": run_set, "resolved": p,
+                         "run_dir": str(run_dir_of(p)),
                          "name": p["name"], "method": p["method"], "group": base["name"],
                          "seed": seed, "order": (seed if run_seeds else 0, i)})
     # Seed by seed (every configuration's first seed, then every second...): a build cut short
@@ -115,7 +117,6 @@ def load(path: str | Path) -> dict:
                 f"overwrite the first's run. Give one a name of its own, e.g. "
                 f"set: {{name: {run['name']}_b}} under that entry, or remove the duplicate.")
         by_dir[run["run_dir"]] = len(by_dir)
-    from .primaries import named_readings, registered
     groups = {run["group"] for run in runs}
     return {"title": r.get("title", path.stem), "description": r.get("description", ""),
             "runs": runs, "path": str(path), "seeds": seeds or [None],
@@ -169,28 +170,21 @@ def build(report_params: str | Path, force: bool = False, report_dir: str | Path
           overrides: dict | None = None, render: bool = False) -> Path:
     """Execute every notebook for every run, then the comparison; return the HTML report path.
 
-    overrides: dotted keys applied to every run (`make report DATA=/path` sets data.root); they
-    reach the notebooks' kernels through SSLNB_OVERRIDES.
+    overrides: dotted keys applied to every run (`make report DATA=/path` sets data.root), passed
+    to the notebooks as a parameter: each run's params are resolved once and frozen into a file
+    that its first notebook reads (params/<run>.yaml beside the report).
     render: only the comparison, from the runs' logs (eval.json, predictions.json, metrics):
     no checkpoint, no training, no evaluation (`make render`); the per-run notebooks of the
     report already built are kept."""
     default_report, default_graphs = default_dirs(report_params)
     report_dir, graphs_dir = report_dir or default_report, graphs_dir or default_graphs
-    saved = os.environ.get("SSLNB_OVERRIDES")
-    if overrides:
-        os.environ["SSLNB_OVERRIDES"] = json.dumps({**env_overrides(), **overrides})
-    try:
-        return _build(report_params, force, Path(report_dir), Path(graphs_dir), pdf, render)
-    finally:
-        if saved is None:
-            os.environ.pop("SSLNB_OVERRIDES", None)
-        else:
-            os.environ["SSLNB_OVERRIDES"] = saved
+    return _build(report_params, force, Path(report_dir), Path(graphs_dir), pdf, render,
+                  overrides or {})
 
 
 def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: bool,
-           render: bool = False) -> Path:
-    spec = load(report_params)
+           render: bool, overrides: dict) -> Path:
+    spec = load(report_params, overrides)
     if render:
         missing = [r["run_dir"] for r in spec["runs"]
                    if not (Path(r["run_dir"]) / "predictions.json").is_file()]
@@ -211,9 +205,10 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
             for old in sorted((report_dir / "executed").glob("0[123]_*.ipynb")):
                 shutil.copy2(old, staging / "executed" / old.name)
                 executed.append(({"name": old.stem}, staging / "executed" / old.name))
-            compare_out = _execute_compare(spec, staging, graphs_dir, kernel)
+            compare_out = _execute_compare(spec, staging, graphs_dir, kernel, overrides)
         else:
-            compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed)
+            compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed,
+                                       overrides)
     finally:
         if previous is None:
             os.environ.pop("SSLNB_PROGRESS", None)
@@ -255,23 +250,30 @@ def strip_figures(notebook: Path) -> None:
 
 
 def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kernel: str,
-                 executed: list) -> Path:
-    """01-03 for every run, then 04_compare (returned); appends (run, notebook) to `executed`."""
+                 executed: list, overrides: dict) -> Path:
+    """01-03 for every run, then 04_compare (returned); appends (run, notebook) to `executed`.
+    Each run's params, resolved once by `load`, are frozen into staging/params/<run>.yaml (kept
+    beside the report), the file its pretraining notebook reads with no overrides."""
+    (staging / "params").mkdir()
     for run in spec["runs"]:
+        frozen = staging / "params" / f"{run['name']}.yaml"
+        save_params(run["resolved"], frozen)
         common = {"force": force, "graphs_dir": str(graphs_dir)}
         for nb, params in (
-                ("01_pretrain.ipynb", {"params_file": run["params"], "overrides": run["set"]}),
+                ("01_pretrain.ipynb", {"params_file": str(frozen), "overrides": {}}),
                 ("02_extract_features.ipynb", {"run_dir": run["run_dir"]}),
                 ("03_linear_probe.ipynb", {"run_dir": run["run_dir"]})):
             out = staging / "executed" / f"{nb[:-6]}_{run['name']}.ipynb"
             _execute(nb, out, {**params, **common}, kernel)
             executed.append((run, out))
-    return _execute_compare(spec, staging, graphs_dir, kernel)
+    return _execute_compare(spec, staging, graphs_dir, kernel, overrides)
 
 
-def _execute_compare(spec: dict, staging: Path, graphs_dir: Path, kernel: str) -> Path:
+def _execute_compare(spec: dict, staging: Path, graphs_dir: Path, kernel: str,
+                     overrides: dict) -> Path:
     compare_out = staging / "executed" / "04_compare.ipynb"
     _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
+                                               "overrides": overrides,
                                                "graphs_dir": str(graphs_dir),
                                                "results_dir": str(staging)}, kernel)
     return compare_out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import methods, verdicts as vd
+from ..params import ROOT_PARAMS, resolve
 from ..stats import _quantile, holm
 from . import readings as rd
 from .contrasts import contrast, paired, seed_sd
@@ -295,7 +296,6 @@ def scope(used: list[Configuration], claim: str, short: bool = False) -> str:
 def full_scale_flops(params_files: list) -> list[str]:
     """Training GFLOP per image of full-scale configurations (sslnb.flops), for the efficiency
     claim's full-scale sentence."""
-    from ..params import resolve  # noqa: PLC0415  (params imports nothing of the report)
     out = []
     for f in params_files:
         p = resolve(f)
@@ -375,43 +375,30 @@ def power_table(results: list[ClaimResult]):
     return pd.DataFrame(rows).style.hide(axis="index") if rows else None
 
 
-UNDECIDED = ("This report registers no primary comparison, so it decides none of the study's "
-             "four claims: the claims report (`make report REPORT=claims`, "
-             "report/claims/report.html) decides each on one comparison registered before its "
-             "build, with paired seeds and a stated minimum detectable effect. Below, each claim "
-             "with the readings of this report that bear on it: exploratory, unadjusted, "
-             "deciding nothing.")
-
-
-INTRO = ("The study closes with four observations. Each is decided on one primary comparison "
-         "registered in this report's params before it was built, and on nothing else: the two "
-         "configurations' difference with its interval over test images and seeds (paired seed "
-         "by seed where they share an encoder and seeds; Welch-Satterthwaite degrees of freedom "
-         "otherwise), Holm-adjusted over the primaries (Holm 1979). Verdicts: supported or "
-         "contradicted (the adjusted interval excludes 0, in the claim's direction or against "
-         "it); equivalent (two one-sided tests at the adjusted level put the difference within "
-         "the margin; Schuirmann 1987); inconclusive (the interval contains 0 and reaches past "
-         "the margin: the design could not tell, its minimum detectable effect stated); invalid "
-         "test (a check on val failed: a pretrained arm not above its random-init twin, or "
-         "fine-tuning not above the probe it starts from); not tested (no registered primary, or "
-         "its pair differs in more than the claim's factor). Every other reading is exploratory: "
-         "unadjusted, labelled, deciding nothing.")
+UNDECIDED = ("This report registers no primary comparison, so it decides none of the four "
+             "claims (the claims report does: `make report REPORT=claims`). Below, each claim with "
+             "the readings of this report that bear on it: exploratory, unadjusted, deciding "
+             "nothing.")
+SILENT = ("This report registers no primary comparison and names no readings: it bears on none "
+          "of the four claims.")
 
 
 def section(results: list[ClaimResult], ref=None,
             groups: list[Configuration] | None = None) -> str:
-    """The Claims section's markdown, with the FLOPs of the full-scale configurations of the
-    methods this report compares (groups; all of them when not given)."""
-    from ..params import ROOT_PARAMS, resolve  # noqa: PLC0415  (as full_scale_flops)
+    """The Claims section's findings in markdown (04_compare's own cell above says how claims
+    are decided), with the FLOPs of the full-scale configurations of the methods this report
+    compares (groups; all of them when not given)."""
     files = sorted(ROOT_PARAMS.glob("imagenet100/*.yaml"))
     if groups is not None:
         shown = {g.method for g in groups}
         files = [f for f in files if resolve(f)["method"] in shown]
     flops = full_scale_flops(files)
     extra = {"efficiency": "; ".join(flops) + "." if flops else ""}
+    if not any_tested(results):
+        return SILENT
     if not any(r.primary for r in results):
-        return "## Claims\n\n" + UNDECIDED + "\n\n" + markdown(results, extra, ref, decided=False)
-    return "## Claims\n\n" + INTRO + "\n\n" + markdown(results, extra, ref)
+        return UNDECIDED + "\n\n" + markdown(results, extra, ref, decided=False)
+    return markdown(results, extra, ref)
 
 
 def any_tested(results: list[ClaimResult]) -> bool:

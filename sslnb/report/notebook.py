@@ -4,50 +4,29 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import yaml
 
 from ..bench_results import results_table as bench_table
-from ..errors import ParamsError
-from ..params import fill_missing, flatten
+from .. import encoders, methods
+from ..checkpoint import saved_params
+from ..data import SOURCE_PARAMS
+from ..params import flatten, resolve
+from ..runs import run_dir_of
 from . import plots, tables
 from .differences import Difference, other_differences
 from .records import Configuration, Run
+from .wording import class_label
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
-
-
-def env_overrides() -> dict:
-    """Overrides from the SSLNB_OVERRIDES environment variable (a JSON object of dotted keys), so a
-    notebook run with its defaults can be made tiny by the tests, or fast on a slow machine."""
-    raw = os.environ.get("SSLNB_OVERRIDES", "").strip()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ParamsError(f"SSLNB_OVERRIDES is not valid JSON ({e}); expected an object such as "
-                          f'{{"train.epochs": 1}}.') from None
-    if not isinstance(value, dict):
-        raise ParamsError("SSLNB_OVERRIDES must be a JSON object of dotted keys, e.g. "
-                          '{"train.epochs": 1}.')
-    return value
-
-
-def with_env_overrides(overrides: dict | None) -> dict:
-    return {**(overrides or {}), **env_overrides()}
 
 
 def default_run_dir(run_dir: str | None) -> Path:
     """`run_dir`, or the run that 01_pretrain makes with its own defaults."""
     if run_dir:
         return Path(run_dir)
-    from ..params import resolve
-    from ..runs import run_dir_of
-    return run_dir_of(resolve(DEFAULT_RUN_PARAMS, env_overrides()))
+    return run_dir_of(resolve(DEFAULT_RUN_PARAMS))
 
 
 def graphs_for(graphs_dir: str | None, run_dir: Path | str) -> Path:
@@ -111,7 +90,6 @@ KEY_PARAMS = ["method", "name", "model.encoder", "model.patch_size", "model.dept
 
 def key_params() -> list[str]:
     """KEY_PARAMS with every registered method's shown keys in place."""
-    from .. import methods
     mine = [f"{name}.{k}" for name, m in methods.METHODS.items()
             for k, key in m.keys.items() if key.shown]
     return [k for item in KEY_PARAMS for k in (mine if item == METHOD_KEYS else [item])]
@@ -120,16 +98,13 @@ def key_params() -> list[str]:
 def params_rows(p: dict) -> list[tuple]:
     """KEY_PARAMS of this run, without the keys that only other methods, the other encoder family
     or other data sources read, and without unset (null) ones."""
-    from .. import encoders, methods
-    from ..params import flatten
     flat = flatten(p)
-    fam = encoders.family(p["model"]["encoder"])
+    fam = encoders.spec(p).family
     others = [k for name, m in methods.METHODS.items() if name != p["method"] for k in m.own_params]
     others += [k for f, keys in encoders.FAMILY_PARAMS.items() if f != fam for k in keys]
     mine = methods.get(p).own_params + encoders.FAMILY_PARAMS[fam]
     hidden = lambda k: any(k.startswith(o) for o in others) and not any(  # noqa: E731
         k.startswith(o) for o in mine)
-    from ..data import SOURCE_PARAMS
     source = p["data"]["source"]
     elsewhere = lambda k: source not in SOURCE_PARAMS.get(k, (source,))  # noqa: E731
     return [(k, flat[k]) for k in key_params()
@@ -139,7 +114,6 @@ def params_rows(p: dict) -> list[tuple]:
 def show_params(p: dict) -> None:
     """What the run's method does (from its file), then the run's main parameters as a small
     table (all of them are in the run's params.yaml)."""
-    from .. import methods
     from IPython.display import Markdown, display
     m = methods.get(p)
     display(Markdown(f"**{m.title}** ({m.citation}): {m.description}."))
@@ -182,7 +156,6 @@ def show_data(run_dir: Path | str) -> None:
     _show(_table(rows, ("", "")))
     if d.get("skipped"):
         _show(_table([(s["file"], s["reason"]) for s in d["skipped"]], ("skipped file", "reason")))
-    from .wording import class_label
     names = ", ".join(class_label(c) for c in d["classes"])
     _show(f"<p><b>Classes seen in pretraining:</b> {html.escape(names)}</p>")
 
@@ -226,7 +199,7 @@ def choices_html(groups: list[Configuration], paper) -> str:
     """Every logged choice (logs/choices/) of this report's configurations: the candidates, their
     val numbers, the best on val and the one its runs used."""
     import pandas as pd
-    from ..choose import choices_for
+    from ..choose import choices_for  # deferred: choose reaches the training loop (pretrain_setting)
     rows = []
     folder = Path(groups[0].runs[0].run_dir).parent / "choices"
     # A run named in a report (families_byol_resnet18) keeps the recipe chosen for its params
@@ -300,7 +273,7 @@ def appendix_parts(rows: list[Run], groups: list[Configuration], diffs: list[Dif
                       + (f"; {run / 'env.json'} keeps the diff (git_diff), whose sha256 starts "
                          f"with the hash after '+dirty.'" if env.get("git_diff") else
                          " (recorded before runs kept the diff)") + ".</p>")
-        made = fill_missing(yaml.safe_load((run / "params.yaml").read_text()))  # what ran
+        made = saved_params(run)  # what ran, and the evaluation settings it was read with
         setup += _table(params_rows(made), ("parameter", "value"))
         if others:
             setup += (f"<p>Seeds {', '.join(str(r.seed) for r in others)}: the same parameters "

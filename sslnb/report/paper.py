@@ -261,7 +261,8 @@ def methods_markdown(groups: list[Configuration]) -> str:
 
 
 def limitations(groups: list[Configuration]) -> list[str]:
-    """What the report cannot say, from what it contains."""
+    """What the report cannot say, from what it contains (what holds for every report, such as
+    how a rebuild reproduces, is prose in 04_compare's Limitations cell)."""
     out = []
     seeds = sorted({g.n for g in groups})
     if seeds == [1]:
@@ -273,12 +274,6 @@ def limitations(groups: list[Configuration]) -> list[str]:
         out.append(f"{' or '.join(map(str, seeds))} seeds per configuration: the seed part of each "
                    f"interval takes Student's t with n - 1 degrees of freedom, which is why the "
                    f"intervals are wide; more seeds narrow them.")
-    out.append("Reproducing: rebuilt on the same hardware with the same library versions, every "
-               "run reproduces bit for bit (a run stopped and resumed from any checkpoint ends with "
-               "the same weights as one that never stopped: tests/test_resume.py). On another CPU "
-               "or GPU, or other versions, the math libraries round differently and a run drifts "
-               "like another seed: expect numbers inside the intervals over seeds, not the same "
-               "digits.")
     if any(g.source == "shapes" for g in groups):
         out.append("The embedded `shapes` data and the CPU-sized schedules are far from "
                    "ImageNet-scale pretraining, and the demo's data difficulty and recipes were "

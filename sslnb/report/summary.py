@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .. import methods
+from ..checkpoint import saved_params
 from ..errors import RunError
 from ..stats import accuracy_interval, mean_sd
 from . import learning
@@ -41,7 +41,8 @@ def relative(path: str) -> str:
 def read_run(run_dir: Path | str, group: str | None = None, params_file: str = "") -> Run:
     """One run from its logs. Raises RunError naming the file a run lacks."""
     run = Path(run_dir)
-    p = yaml.safe_load(_need(run / "params.yaml").read_text())
+    _need(run / "params.yaml")
+    p = saved_params(run, fill=False)
     s, m, e = _json(run / "summary.json"), _json(run / "model.json"), _json(run / "eval.json")
     env = _json(run / "env.json")
     pre, rnd = e["pretrained"], e["random_init"]
