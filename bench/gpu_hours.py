@@ -25,8 +25,8 @@ CLASSES = {("train.X1",): 25, ("train.X1", "train.X2"): 50}
 
 def main(report: str = "params/report/imagenet100_claims.yaml") -> None:
     total = 0.0
-    for r in load(report)["runs"]:
-        p = resolve(r["params"], r["set"])
+    for r in load(report).runs:
+        p = resolve(r.params, r.set)
         chosen = p["data"]["pretrain_classes"]
         classes = CLASSES.get(tuple(chosen), 100) if chosen else 100
         pretrain = methods.train_flops_per_image(p) * classes * IMAGES_PER_CLASS * \

@@ -241,11 +241,11 @@ def test_registered_primaries_are_checked_with_a_clear_error(raw, message):
 
 def test_the_claims_report_registers_one_primary_per_claim():
     spec = load(ROOT / "params" / "report" / "claims.yaml")
-    assert [p.claim for p in spec["primaries"]] == list(claims.CLAIMS)
+    assert [p.claim for p in spec.primaries] == list(claims.CLAIMS)
     seeds = {}
-    for r in spec["runs"]:
-        seeds.setdefault(r["group"], []).append(r["seed"])
-    for p in spec["primaries"]:  # each primary's arms at the planned seeds, the same for both
+    for r in spec.runs:
+        seeds.setdefault(r.group, []).append(r.seed)
+    for p in spec.primaries:  # each primary's arms at the planned seeds, the same for both
         assert len(seeds[p.a]) >= 5 and seeds[p.a] == seeds[p.b], p
 
 
@@ -253,7 +253,7 @@ def test_the_claims_report_registers_one_primary_per_claim():
 def _groups_of(report: str) -> list:
     """What records.sweeps reads of each configuration: its params and pretraining images."""
     spec = load(ROOT / "params" / "report" / f"{report}.yaml")
-    params = [resolve(r["params"], r["set"]) for r in spec["runs"] if r["seed"] in (0, None)]
+    params = [resolve(r.params, r.set) for r in spec.runs if r.seed in (0, None)]
     return [SimpleNamespace(params=p, steps=0,
                             pretrain_images=len(load_split(p["data"], "pretrain")))
             for p in params]
@@ -285,8 +285,8 @@ def test_the_flops_matched_run_has_its_own_complete_schedule():
     share of its schedule as MAE's, ending annealed (not a snapshot of a longer run)."""
     from sslnb import methods
     spec = load(ROOT / "params" / "report" / "claims.yaml")
-    p = next(p for p in spec["primaries"] if p.claim == "efficiency")
-    runs = {r["group"]: resolve(r["params"], r["set"]) for r in spec["runs"] if r["seed"] == 0}
+    p = next(p for p in spec.primaries if p.claim == "efficiency")
+    runs = {r.group: resolve(r.params, r.set) for r in spec.runs if r.seed == 0}
     cost, share = {}, {}
     for side in (p.a, p.b):
         q = runs[side]

@@ -43,10 +43,10 @@ def recomputed(request):
         out = {}
         for name, folder in committed_reports():
             spec = load(ROOT / "params" / "report" / f"{name}.yaml")
-            rows, groups = summary.load(spec["runs"])
+            rows, groups = summary.load(spec.runs)
             out[name] = (rows, groups, differences.differences(groups),
-                         claims.evaluate_claims(groups, spec["primaries"], spec["readings"])
-                         if spec["primaries"] else [])
+                         claims.evaluate_claims(groups, spec.primaries, spec.readings)
+                         if spec.primaries else [])
         return out
     finally:
         os.chdir(cwd)
@@ -126,13 +126,13 @@ def test_every_committed_run_resolves_to_the_params_it_ran_with(name, folder):
     from sslnb.params import effective, resolve
     spec = load(ROOT / "params" / "report" / f"{name}.yaml")
     checked = 0
-    for r in spec["runs"]:
-        if not (ROOT / r["run_dir"] / "params.yaml").is_file():
+    for r in spec.runs:
+        if not (ROOT / r.run_dir / "params.yaml").is_file():
             continue
         # what the run reads (not other methods' sections or the other encoder family's keys)
-        a = effective(resolve(ROOT / r["params"], r["set"]))
-        b = effective(saved_params(ROOT / r["run_dir"]))
-        assert a == b, (r["run_dir"], {k: (b.get(k), a.get(k)) for k in set(a) | set(b)
+        a = effective(resolve(ROOT / r.params, r.set))
+        b = effective(saved_params(ROOT / r.run_dir))
+        assert a == b, (r.run_dir, {k: (b.get(k), a.get(k)) for k in set(a) | set(b)
                                        if a.get(k) != b.get(k)})
         checked += 1
-    assert checked == len(spec["runs"]), "every run of a committed report has its params.yaml"
+    assert checked == len(spec.runs), "every run of a committed report has its params.yaml"

@@ -66,7 +66,7 @@ def test_the_committed_families_report_ranks_no_failure():
     os.chdir(ROOT)
     try:
         spec = load(ROOT / "params" / "report" / "families.yaml")
-        _, groups = summary.load(spec["runs"])
+        _, groups = summary.load(spec.runs)
     finally:
         os.chdir(cwd)
     failed = differences.failed_models(groups)

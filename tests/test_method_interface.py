@@ -70,11 +70,11 @@ def test_a_method_in_its_own_file_runs_through_a_report(tmp_path):
     report = tmp_path / "toy_report.yaml"
     report.write_text(yaml.safe_dump({"title": "Toy", "runs": [{"params": str(params)}]}))
     env = {**os.environ, "SSLNB_METHODS": "toy_method",
-           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "SSLNB_OVERRIDES": json.dumps({"out_dir": str(tmp_path / "logs")})}
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params", str(report),
                         "--report-dir", str(tmp_path / "report"), "--graphs-dir",
-                        str(tmp_path / "graphs")], cwd=ROOT, env=env,
+                        str(tmp_path / "graphs"), "--set", f"out_dir={tmp_path / 'logs'}"],
+                       cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")

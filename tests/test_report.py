@@ -46,8 +46,10 @@ class Tables(HTMLParser):
             self._cell += data
 
 
-def tiny_env(tmp: Path) -> dict:
-    return {**os.environ, "SSLNB_OVERRIDES": json.dumps({"out_dir": str(tmp / "logs")})}
+def into(tmp: Path) -> list[str]:
+    """The CLI's override that writes a report's runs under tmp (as `make report DATA=...` sets
+    data.root): passed as an argument, never through the environment."""
+    return ["--set", f"out_dir={tmp / 'logs'}"]
 
 
 def write_runs(report: str, tmp: Path, draw: bool = True) -> list[Path]:
@@ -62,13 +64,15 @@ def write_runs(report: str, tmp: Path, draw: bool = True) -> list[Path]:
     from sslnb.params import resolve
     from sslnb.report import builder, plots
     from sslnb.train import pretrain
-    saved = {k: os.environ.get(k) for k in ("SSLNB_OVERRIDES", "SSLNB_PROGRESS")}
-    os.environ.update({"SSLNB_OVERRIDES": tiny_env(tmp)["SSLNB_OVERRIDES"], "SSLNB_PROGRESS": "0"})
+    saved = os.environ.get("SSLNB_PROGRESS")
+    os.environ["SSLNB_PROGRESS"] = "0"
     try:
         runs = []
-        for run in builder.load(ROOT / "params" / "report" / f"{report}.yaml")["runs"]:
+        spec = builder.load(ROOT / "params" / "report" / f"{report}.yaml",
+                            {"out_dir": str(tmp / "logs")})
+        for run in spec.runs:
             graphs = tmp / "graphs"
-            run_dir = pretrain(resolve(run["params"], run["set"]), reuse=True)  # 01
+            run_dir = pretrain(resolve(run.params, run.set), reuse=True)  # 01
             feats = {(k, s): features(run_dir, k, s) for k in KINDS  # 02
                      for s in ("train", "val", "test")}
             evaluate(run_dir)  # 03
@@ -82,16 +86,16 @@ def write_runs(report: str, tmp: Path, draw: bool = True) -> list[Path]:
             runs.append(run_dir)
         return runs
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        os.environ.pop("SSLNB_PROGRESS", None) if saved is None else \
+            os.environ.__setitem__("SSLNB_PROGRESS", saved)
 
 
 def render(report: str, tmp: Path) -> subprocess.CompletedProcess:
     """`make render` for real: 04_compare in a kernel, nbconvert, Chromium's PDF."""
     return subprocess.run([sys.executable, "-m", "sslnb", "report", "--params",
                            f"params/report/{report}.yaml", "--render", "--report-dir",
-                           str(tmp / "report"), "--graphs-dir", str(tmp / "graphs")], cwd=ROOT,
-                          env=tiny_env(tmp), capture_output=True, text=True, timeout=600)
+                           str(tmp / "report"), "--graphs-dir", str(tmp / "graphs"), *into(tmp)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +187,7 @@ def test_a_whole_build_runs_every_notebook_in_a_kernel(tmp_path):
                     "runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
     r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params", str(spec),
                         "--report-dir", str(tmp_path / "report"), "--graphs-dir",
-                        str(tmp_path / "graphs")], cwd=ROOT, env=tiny_env(tmp_path),
+                        str(tmp_path / "graphs"), *into(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     executed = sorted(p.name for p in (tmp_path / "report" / "executed").glob("*.ipynb"))
@@ -234,8 +238,8 @@ def test_failing_notebook_stops_the_build_and_keeps_the_previous_report(tmp_path
     bad.write_text(f"runs:\n  - params: params/demo/mae_vit_tiny.yaml\n    set:\n"
                    f"      data.source: imagefolder\n      data.root: {tmp_path / 'missing'}\n")
     r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params", str(bad),
-                        "--report-dir", str(report_dir), "--graphs-dir", str(tmp_path / "g")],
-                       cwd=ROOT, env=tiny_env(tmp_path), capture_output=True, text=True, timeout=300)
+                        "--report-dir", str(report_dir), "--graphs-dir", str(tmp_path / "g"),
+                        *into(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
     assert "01_pretrain.ipynb" in r.stderr and "cell" in r.stderr and "DataError" in r.stderr
     assert (report_dir / "report.html").read_text() == "previous report"
@@ -251,26 +255,25 @@ def test_report_params_naming_a_missing_run_file(tmp_path):
 
 @pytest.mark.slow
 def test_each_notebook_runs_with_its_own_defaults(tmp_path):
-    """papermill with no parameters, as a notebook opened on Kaggle runs; tiny sizes come from
-    SSLNB_OVERRIDES."""
+    """papermill as a notebook opened on Kaggle runs it: the first cell's defaults, with only
+    the overrides that make it tiny and the run it reads passed as parameters."""
     import papermill as pm
     tiny = {"out_dir": str(tmp_path / "logs"), "data.num_train": 128, "data.num_val": 32,
             "train.epochs": 1, "train.batch_size": 32, "model.depth": 1, "mae.decoder_depth": 1,
             "eval.probe_epochs": 2, "eval.probe_warmup_epochs": 1}
-    os.environ["SSLNB_OVERRIDES"] = json.dumps(tiny)
-    try:
-        for nb in ("01_pretrain", "02_extract_features", "03_linear_probe"):
-            pm.execute_notebook(str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
-                                cwd=str(ROOT / "notebooks"), kernel_name=kernel_name(),
-                                progress_bar=False)
-        report = tmp_path / "one_run.yaml"  # 04 compares the runs a report file names
-        report.write_text("runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
-        pm.execute_notebook(str(ROOT / "notebooks" / "04_compare.ipynb"), str(tmp_path / "04.ipynb"),
-                            parameters={"report_params": str(report), "graphs_dir": str(tmp_path)},
-                            cwd=str(ROOT / "notebooks"), kernel_name=kernel_name(), progress_bar=False)
-    finally:
-        del os.environ["SSLNB_OVERRIDES"]
     run = tmp_path / "logs" / "mae_vit_tiny"
+    for nb, parameters in (("01_pretrain", {"overrides": tiny}),
+                           ("02_extract_features", {"run_dir": str(run)}),
+                           ("03_linear_probe", {"run_dir": str(run)})):
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
+                            parameters=parameters, cwd=str(ROOT / "notebooks"),
+                            kernel_name=kernel_name(), progress_bar=False)
+    report = tmp_path / "one_run.yaml"  # 04 compares the runs a report file names
+    report.write_text("runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
+    pm.execute_notebook(str(ROOT / "notebooks" / "04_compare.ipynb"), str(tmp_path / "04.ipynb"),
+                        parameters={"report_params": str(report), "overrides": tiny,
+                                    "graphs_dir": str(tmp_path)},
+                        cwd=str(ROOT / "notebooks"), kernel_name=kernel_name(), progress_bar=False)
     assert (run / "eval.json").is_file()
     # Without graphs_dir, figures go next to the run, never into the repository's graphs/.
     assert (run / "graphs" / "mae_reconstructions_mae_vit_tiny.png").is_file()
@@ -298,9 +301,8 @@ def test_render_rebuilds_the_report_from_logs_alone(tiny_report, tmp_path):
     shutil.copytree(tiny_report / "report", tmp_path / "report")
     r = subprocess.run([sys.executable, "-m", "sslnb", "report", "--params",
                         "params/report/tiny.yaml", "--render", "--report-dir",
-                        str(tmp_path / "report"), "--graphs-dir", str(tmp_path / "graphs")],
-                       cwd=ROOT, env=tiny_env(tmp_path), capture_output=True, text=True,
-                       timeout=600)
+                        str(tmp_path / "report"), "--graphs-dir", str(tmp_path / "graphs"),
+                        *into(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "01_pretrain" not in r.stdout and "04_compare" in r.stdout  # nothing but the comparison
     assert not list(logs.glob("*/checkpoints"))
@@ -316,13 +318,13 @@ def test_force_replaces_a_finished_run(tiny_report, monkeypatch):
     """FORCE=1 reaches the notebooks as force=True: the pretraining notebook of a finished run
     retrains it in place instead of reusing it or refusing its directory."""
     from sslnb.report import builder
-    monkeypatch.setenv("SSLNB_OVERRIDES", tiny_env(tiny_report)["SSLNB_OVERRIDES"])
     monkeypatch.setenv("SSLNB_PROGRESS", "0")
-    run = next(r for r in builder.load("params/report/tiny.yaml")["runs"] if r["method"] == "mae")
-    ckpt = Path(run["run_dir"]) / "checkpoints" / "last.pt"
+    spec = builder.load("params/report/tiny.yaml", {"out_dir": str(tiny_report / "logs")})
+    run = next(r for r in spec.runs if r.method == "mae")
+    ckpt = Path(run.run_dir) / "checkpoints" / "last.pt"
     before = ckpt.stat().st_mtime_ns
     builder._execute("01_pretrain.ipynb", tiny_report / "forced.ipynb",
-                     {"params_file": run["params"], "overrides": run["set"], "force": True,
+                     {"params_file": run.params, "overrides": run.set, "force": True,
                       "graphs_dir": str(tiny_report / "graphs")}, kernel_name())
     assert ckpt.stat().st_mtime_ns > before
 

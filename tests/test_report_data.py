@@ -12,6 +12,7 @@ from sslnb.evaluate import evaluate
 from sslnb.params import resolve
 from sslnb.report import differences, paper, results_file, summary
 from sslnb.report.notebook import params_rows
+from sslnb.report.records import RunSpec
 from sslnb.train import pretrain
 
 
@@ -32,7 +33,7 @@ def imagenet100_run(tmp_path_factory):
 
 
 def test_methods_and_abstract_name_the_data_as_readers_do(imagenet100_run, tmp_path):
-    rows, groups = summary.load([{"run_dir": str(imagenet100_run), "group": "in100"}])
+    rows, groups = summary.load([RunSpec(run_dir=str(imagenet100_run), group="in100")])
     diffs = differences.differences(groups)
     results = json.loads(results_file.write(groups, diffs, rows, tmp_path).read_text())
     text = paper.methods_markdown(groups)

@@ -32,6 +32,7 @@ from ..errors import ParamsError, SslnbError
 from ..params import read_text, resolve, save as save_params, yaml_error
 from ..runs import run_dir_of
 from .primaries import named_readings, registered
+from .records import ReportSpec, RunSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -43,7 +44,7 @@ class ReportError(SslnbError):
     """A notebook failed or the report could not be assembled."""
 
 
-def load(path: str | Path, overrides: dict | None = None) -> dict:
+def load(path: str | Path, overrides: dict | None = None) -> ReportSpec:
     """Validate a report params file and resolve every run's params once (errors before any
     work): each run carries its resolved params (`resolved`), which the build freezes into the
     file its notebooks read. `overrides` (dotted keys) apply to every run, over the report's."""
@@ -118,10 +119,11 @@ def load(path: str | Path, overrides: dict | None = None) -> dict:
                 f"set: {{name: {run['name']}_b}} under that entry, or remove the duplicate.")
         by_dir[run["run_dir"]] = len(by_dir)
     groups = {run["group"] for run in runs}
-    return {"title": r.get("title", path.stem), "description": r.get("description", ""),
-            "runs": runs, "path": str(path), "seeds": seeds or [None],
-            "primaries": registered(r.get("primaries") or {}, groups, path),
-            "readings": named_readings(r.get("readings"), groups, path)}
+    return ReportSpec(title=r.get("title", path.stem), description=r.get("description", ""),
+                      runs=[RunSpec(**run) for run in runs], path=str(path),
+                      seeds=seeds or [None],
+                      primaries=registered(r.get("primaries") or {}, groups, path),
+                      readings=named_readings(r.get("readings"), groups, path))
 
 
 def _seeds(seeds, path: Path, key: str) -> list | None:
@@ -186,8 +188,8 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
            render: bool, overrides: dict) -> Path:
     spec = load(report_params, overrides)
     if render:
-        missing = [r["run_dir"] for r in spec["runs"]
-                   if not (Path(r["run_dir"]) / "predictions.json").is_file()]
+        missing = [r.run_dir for r in spec.runs
+                   if not (Path(r.run_dir) / "predictions.json").is_file()]
         if missing:
             raise ReportError(f"render: {', '.join(missing)} have no saved predictions (the runs "
                               f"were never evaluated here). Build the report with `make report"
@@ -196,7 +198,6 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "executed").mkdir(parents=True)
     kernel = kernel_name()
-    executed = []
     # Progress bars would fill the rendered report with stderr; the build log shows each notebook.
     previous = os.environ.get("SSLNB_PROGRESS")
     os.environ["SSLNB_PROGRESS"] = "0"  # inherited by the papermill kernels
@@ -204,17 +205,15 @@ def _build(report_params, force: bool, report_dir: Path, graphs_dir: Path, pdf: 
         if render:  # keep the per-run notebooks of the last full build
             for old in sorted((report_dir / "executed").glob("0[123]_*.ipynb")):
                 shutil.copy2(old, staging / "executed" / old.name)
-                executed.append(({"name": old.stem}, staging / "executed" / old.name))
             compare_out = _execute_compare(spec, staging, graphs_dir, kernel, overrides)
         else:
-            compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, executed,
-                                       overrides)
+            compare_out = _execute_all(spec, staging, graphs_dir, force, kernel, overrides)
     finally:
         if previous is None:
             os.environ.pop("SSLNB_PROGRESS", None)
         else:
             os.environ["SSLNB_PROGRESS"] = previous
-    html = assemble(spec, compare_out, executed, staging / "report.html")
+    html = assemble(spec, compare_out, staging / "report.html")
     if pdf:  # printed with the appendix open, where the HTML keeps it collapsed
         printable = staging / ".print.html"
         printable.write_text(html.read_text(encoding="utf-8").replace(
@@ -249,30 +248,29 @@ def strip_figures(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
-def _execute_all(spec: dict, staging: Path, graphs_dir: Path, force: bool, kernel: str,
-                 executed: list, overrides: dict) -> Path:
-    """01-03 for every run, then 04_compare (returned); appends (run, notebook) to `executed`.
+def _execute_all(spec: ReportSpec, staging: Path, graphs_dir: Path, force: bool, kernel: str,
+                 overrides: dict) -> Path:
+    """01-03 for every run, then 04_compare (returned).
     Each run's params, resolved once by `load`, are frozen into staging/params/<run>.yaml (kept
     beside the report), the file its pretraining notebook reads with no overrides."""
     (staging / "params").mkdir()
-    for run in spec["runs"]:
-        frozen = staging / "params" / f"{run['name']}.yaml"
-        save_params(run["resolved"], frozen)
+    for run in spec.runs:
+        frozen = staging / "params" / f"{run.name}.yaml"
+        save_params(run.resolved, frozen)
         common = {"force": force, "graphs_dir": str(graphs_dir)}
         for nb, params in (
                 ("01_pretrain.ipynb", {"params_file": str(frozen), "overrides": {}}),
-                ("02_extract_features.ipynb", {"run_dir": run["run_dir"]}),
-                ("03_linear_probe.ipynb", {"run_dir": run["run_dir"]})):
-            out = staging / "executed" / f"{nb[:-6]}_{run['name']}.ipynb"
+                ("02_extract_features.ipynb", {"run_dir": run.run_dir}),
+                ("03_linear_probe.ipynb", {"run_dir": run.run_dir})):
+            out = staging / "executed" / f"{nb[:-6]}_{run.name}.ipynb"
             _execute(nb, out, {**params, **common}, kernel)
-            executed.append((run, out))
     return _execute_compare(spec, staging, graphs_dir, kernel, overrides)
 
 
-def _execute_compare(spec: dict, staging: Path, graphs_dir: Path, kernel: str,
+def _execute_compare(spec: ReportSpec, staging: Path, graphs_dir: Path, kernel: str,
                      overrides: dict) -> Path:
     compare_out = staging / "executed" / "04_compare.ipynb"
-    _execute("04_compare.ipynb", compare_out, {"report_params": spec["path"],
+    _execute("04_compare.ipynb", compare_out, {"report_params": spec.path,
                                                "overrides": overrides,
                                                "graphs_dir": str(graphs_dir),
                                                "results_dir": str(staging)}, kernel)
@@ -284,7 +282,7 @@ STYLE = Path(__file__).with_name("report.css")
 SUMMARY, HEADING = "sslnb_summary", "sslnb_heading"  # output metadata set by report.paper
 
 
-def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
+def assemble(spec: ReportSpec, compare_nb: Path, out: Path) -> Path:
     """The comparison notebook as one self-contained HTML page, rendered by the sslnb_report
     template: code, prompts and every stream output (progress, warnings, the runs' chatter)
     left out, figures embedded, the report stylesheet (screen, print, dark mode) and a table
@@ -301,7 +299,7 @@ def assemble(spec: dict, compare_nb: Path, executed: list, out: Path) -> Path:
     exporter = HTMLExporter(template_name="sslnb_report", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True, anchor_link_text="")
-    resources = {"metadata": {"name": spec["title"]},
+    resources = {"metadata": {"name": spec.title},
                  "sslnb": {"css": STYLE.read_text(), "contents": contents(merged)}}
     body, _ = exporter.from_notebook_node(merged, resources=resources)
     out.write_text(body, encoding="utf-8")

@@ -15,6 +15,35 @@ from ..params import flatten
 from ..stats import Interval
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a report (sslnb.report.builder.load): its run directory and configuration
+    (`group`: the run spec its seeds share), the params file and overrides it came from, the
+    params they resolved to (once: the build freezes them into the file its notebook reads), its
+    method and seed."""
+    run_dir: str
+    group: str
+    params: str = ""
+    set: dict = field(default_factory=dict)
+    resolved: dict = field(default_factory=dict, repr=False)
+    name: str = ""
+    method: str = ""
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A report params file, validated and resolved: what it is called and says, its runs, and
+    the primaries and readings it registers (sslnb.report.primaries)."""
+    title: str
+    description: str
+    runs: list[RunSpec]
+    path: str
+    seeds: list
+    primaries: list = field(default_factory=list)
+    readings: dict = field(default_factory=dict)
+
+
 @dataclass
 class RunPoint:
     """One kept snapshot of a run (eval.json's curve): where it was taken and its test top-1."""

@@ -15,7 +15,7 @@ from ..checkpoint import saved_params
 from ..errors import RunError
 from ..stats import accuracy_interval, mean_sd
 from . import learning
-from .records import EVALUATORS, Configuration, Point, Run, RunPoint, sweeps
+from .records import EVALUATORS, Configuration, Point, Run, RunPoint, RunSpec, sweeps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,17 +81,10 @@ def read_run(run_dir: Path | str, group: str | None = None, params_file: str = "
         curve=curve, params=p)
 
 
-def read_runs(runs: list) -> list[Run]:
-    """Every run of a report spec's `runs` (each {'run_dir', 'group', 'params'}) or of a list of
-    run directories."""
-    out = []
-    for item in runs:
-        if isinstance(item, dict):
-            out.append(read_run(item["run_dir"], item.get("group"),
-                                relative(item["params"]) if item.get("params") else ""))
-        else:
-            out.append(read_run(item))
-    return out
+def read_runs(runs: list[RunSpec | Path | str]) -> list[Run]:
+    """Every run of a report spec's `runs` (RunSpec) or of a list of run directories."""
+    return [read_run(r.run_dir, r.group, relative(r.params) if r.params else "")
+            if isinstance(r, RunSpec) else read_run(r) for r in runs]
 
 
 def predictions_of(run_dir: Path | str) -> dict:
@@ -181,7 +174,7 @@ def _name_schedules(out: list[Configuration]) -> None:
         g.model += suffix.get(id(g), "")
 
 
-def load(runs: list) -> tuple[list[Run], list[Configuration]]:
+def load(runs: list[RunSpec | Path | str]) -> tuple[list[Run], list[Configuration]]:
     """A report's runs and configurations, each named and checked ("did it learn?") once."""
     rows = read_runs(runs)
     out = configurations(rows)
