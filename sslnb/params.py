@@ -226,6 +226,24 @@ def _load_run_file(path: Path) -> dict:
     return dict(loaded)
 
 
+def deep_merge(base: Mapping, over: Mapping) -> dict:
+    """`over`'s keys over `base`'s, mappings merged key by key, lists and values replaced: the one
+    rule by which a run file or a report file `extends` another."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, Mapping) and isinstance(
+            out.get(key), Mapping) else value
+    return out
+
+
+def extended_file(path: Path, base) -> Path | None:
+    """The file an `extends: base` in `path` names: relative to path's folder, else to the
+    repository (None when neither exists)."""
+    candidates = (path.parent / base, ROOT_PARAMS.parent / base, Path(base)) \
+        if isinstance(base, str) and base else ()
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def run_file_chain(path: Path) -> list[tuple[Path, dict]]:
     """A run file and the files it `extends:`, base first: `extends: params/demo/x.yaml` starts
     from another run file's keys (its own `extends` followed in turn), then this file's keys
@@ -238,15 +256,13 @@ def run_file_chain(path: Path) -> list[tuple[Path, dict]]:
         base = loaded.pop("extends", None)
         if base is None:
             return chain
-        candidates = (path.parent / base, ROOT_PARAMS.parent / base, Path(base)) \
-            if isinstance(base, str) and base else ()
-        found = [c for c in candidates if c.is_file()]
-        if not found or found[0].resolve() in seen:
+        found = extended_file(path, base)
+        if found is None or found.resolve() in seen:
             what = "a file that extends it in turn" if found else "no run params file"
             raise ParamsError(f"{path}: key 'extends' is {base!r}, {what}. Name another run "
                               f"params file (relative to this file's folder or to the "
                               f"repository), e.g. extends: params/demo/simclr_resnet18.yaml.")
-        path = found[0]
+        path = found
 
 
 def effective(p: dict) -> dict:

@@ -93,3 +93,17 @@ def test_the_demo_simclr_vit_reads_what_it_always_read():
             "train.base_lr": 4.0e-3, "train.weight_decay": 0.1, "train.warmup_epochs": 0.5}
     assert {k: p[k] for k in want} == want
     assert "model.stem" not in p and "model.zero_init_residual" not in p  # a ResNet's keys
+
+
+def test_a_report_file_extends_another_by_the_run_files_rule(tmp_path):
+    """One merge rule for `extends`: a report file's mappings merge key by key over its base's
+    (its `set:` adds to the base's), lists are replaced, as in run files."""
+    from sslnb.report import load
+    (tmp_path / "base.yaml").write_text(
+        "title: base\nset: {train.epochs: 1, data.num_train: 64}\n"
+        "runs:\n  - params: params/demo/mae_vit_tiny.yaml\n")
+    (tmp_path / "top.yaml").write_text("extends: base.yaml\nset: {train.epochs: 2}\n")
+    spec = load(tmp_path / "top.yaml")
+    assert spec.title == "base"
+    p = spec.runs[0].resolved
+    assert (p["train"]["epochs"], p["data"]["num_train"]) == (2, 64)

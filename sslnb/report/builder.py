@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 import yaml
 
 from ..errors import ParamsError, SslnbError
-from ..params import read_text, resolve, save as save_params, yaml_error
+from ..params import deep_merge, extended_file, read_text, resolve, save as save_params, yaml_error
 from ..runs import run_dir_of
 from .primaries import named_readings, registered
 from .records import ReportSpec, RunSpec
@@ -59,14 +59,14 @@ def load(path: str | Path, overrides: dict | None = None) -> ReportSpec:
         raise ParamsError(f"{path}: malformed YAML: {yaml_error(e)}.") from None
     if not isinstance(r, dict):
         raise ParamsError(f"{path}: a report params file is a mapping of {', '.join(REPORT_KEYS)}.")
-    if isinstance(r.get("extends"), str):  # another report's keys, then this file's over them
-        base = ROOT / r["extends"]
-        if not base.is_file() or base.resolve() == path.resolve():
+    if isinstance(r.get("extends"), str):  # another report's keys, then this file's over them,
+        base = extended_file(path, r["extends"])  # merged as a run file's extends are
+        if base is None or base.resolve() == path.resolve():
             raise ParamsError(f"{path}: key 'extends' names '{r['extends']}', which is not another "
                               f"report params file (e.g. params/report/demo.yaml).")
         base_keys = yaml.safe_load(read_text(base, "report params file")) or {}
         base_keys.pop("extends", None)
-        r = {**base_keys, **{k: v for k, v in r.items() if k != "extends"}}
+        r = deep_merge(base_keys, {k: v for k, v in r.items() if k != "extends"})
     for key, value in r.items():
         if key not in REPORT_KEYS:
             close = difflib.get_close_matches(key, REPORT_KEYS, n=1)
