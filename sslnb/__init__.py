@@ -9,6 +9,7 @@ from .params import resolve  # noqa: E402
 from .train import pretrain  # noqa: E402
 from .distributed import launch  # noqa: E402
 from .methods import load_extra  # noqa: E402
+from . import pipeline  # noqa: E402,F401  (the notebooks' stages: sslnb.pipeline.pretrain, .evaluate)
 
 load_extra()  # methods in the user's own files (SSLNB_METHODS), in every process that imports sslnb
 

@@ -1,4 +1,4 @@
-"""Command line: python -m sslnb {pretrain,evaluate,choose,report,bench,export,info} ...  (also under torchrun)."""
+"""Command line: python -m sslnb {run,pretrain,evaluate,choose,report,bench,export,info} ...  (also under torchrun)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,11 @@ def _params_args(sp: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m sslnb", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("run", help="pretrain and evaluate one run (each stage reused when "
+                        "nothing changed)")
+    _params_args(sp)
+    sp.add_argument("--force", action="store_true", help="retrain and re-evaluate")
+    sp.add_argument("--device", default=None)
     sp = sub.add_parser("pretrain", help="self-supervised pretraining of one run")
     _params_args(sp)
     sp.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
@@ -77,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     # `info` and a mistyped flag answer without loading the training loop, papermill or nbconvert.
     args = parser().parse_args(argv)
     try:
-        if args.command == "pretrain":
+        if args.command == "run":
+            from .pipeline import run
+            result = run(args.params, args.overrides, force=args.force, device=args.device)
+            print(json.dumps({"run_dir": str(result.run_dir),
+                              **{k: v for k, v in result.evaluation.items() if k != "inputs"}},
+                             indent=2))
+        elif args.command == "pretrain":
             from .train import pretrain
             run = pretrain(args.params, args.overrides, resume=args.resume,
                            overwrite=args.overwrite, stop_after_steps=args.stop_after_steps)

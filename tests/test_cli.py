@@ -1,5 +1,6 @@
 """The command line as a user meets it: sizes of the published models, and one-paragraph errors."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,22 @@ def test_existing_run_is_not_overwritten(cli, tmp_path):
     r = cli("pretrain", "--params", f, "--set", f"out_dir={tmp_path / 'logs'}")
     assert_one_paragraph_error(r, str(run), "--resume", "--overwrite")
     assert (run / "keep.txt").read_text() == "precious"
+
+
+def test_run_pretrains_and_evaluates_one_run(tmp_path, cli):
+    """`python -m sslnb run`: the pipeline's two stages in one call, the run's directory and its
+    evaluation printed; a second call reuses both (no checkpoint or eval.json rewritten)."""
+    args = ["run", "--params", "params/demo/mae_vit_tiny.yaml", "--set", f"out_dir={tmp_path}",
+            "--set", "data.num_train=64", "--set", "data.num_val=32", "--set", "data.num_test=32",
+            "--set", "train.epochs=1", "--set", "train.batch_size=32", "--set", "model.depth=1",
+            "--set", "mae.decoder_depth=1", "--set", "eval.probe_epochs=2",
+            "--set", "eval.probe_warmup_epochs=1", "--set", "train.snapshots=0"]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    run = Path(out["run_dir"])
+    assert run == tmp_path / "mae_vit_tiny" and 0 <= out["pretrained"]["probe_test_top1"] <= 100
+    files = [run / "checkpoints" / "last.pt", run / "eval.json"]
+    before = [f.stat().st_mtime_ns for f in files]
+    assert cli(*args).returncode == 0
+    assert [f.stat().st_mtime_ns for f in files] == before

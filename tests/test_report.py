@@ -53,17 +53,15 @@ def into(tmp: Path) -> list[str]:
 
 
 def write_runs(report: str, tmp: Path, draw: bool = True) -> list[Path]:
-    """Every run of a report, pretrained, evaluated and (with `draw`) drawn as notebooks 01-03 do
-    it (the same sslnb calls), in this process; returns the run directories. Reuses finished
-    runs, as a rebuild does."""
+    """Every run of a report, pretrained and evaluated by the pipeline the notebooks' stages are
+    (sslnb.pipeline.run) and (with `draw`) drawn as notebooks 01-03 do it, in this process;
+    returns the run directories. Reuses finished runs, as a rebuild does."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sslnb.evaluate import evaluate
+    from sslnb import pipeline
     from sslnb.features import KINDS, features
-    from sslnb.params import resolve
     from sslnb.report import builder, plots
-    from sslnb.train import pretrain
     saved = os.environ.get("SSLNB_PROGRESS")
     os.environ["SSLNB_PROGRESS"] = "0"
     try:
@@ -72,10 +70,9 @@ def write_runs(report: str, tmp: Path, draw: bool = True) -> list[Path]:
                             {"out_dir": str(tmp / "logs")})
         for run in spec.runs:
             graphs = tmp / "graphs"
-            run_dir = pretrain(resolve(run.params, run.set), reuse=True)  # 01
-            feats = {(k, s): features(run_dir, k, s) for k in KINDS  # 02
+            run_dir = pipeline.run(run.resolved).run_dir  # 01 and 03
+            feats = {(k, s): features(run_dir, k, s) for k in KINDS  # 02 (cached by 03)
                      for s in ("train", "val", "test")}
-            evaluate(run_dir)  # 03
             if draw:
                 plots.training_curves(run_dir, graphs)
                 plots.what_the_method_sees(run_dir, graphs)
