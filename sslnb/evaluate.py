@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 from . import encoders, methods, runs
-from . import finetune as finetune_mod
+from . import evaluators as ev, finetune as finetune_mod
+from .evaluators import Evaluator
 from .augment import normalizer
 from .checkpoint import load_checkpoint, load_run, snapshots, write_json
 from .code_version import code_version
@@ -70,7 +71,7 @@ def evaluate(run: Path | str, device: str | None = None, force: bool = False) ->
         metrics, kind_preds = read_out(*(feats.get((kind, s)) for s in SPLITS), e, p["seed"],
                                        num_classes, dev, log.write if log else None)
         result[kind] = metrics
-        preds.update({f"{kind}/{k}": v for k, v in kind_preds.items()})
+        preds.update({Evaluator(kind, k).key: v for k, v in kind_preds.items()})
     if finetune_mod.enabled(p):
         result["finetune_train_images"] = finetune_all(run, model, p, dev, result, preds)
     result["curve"] = curve(run, p, steps, result, snaps)
@@ -91,7 +92,7 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
     (k last blocks, or all) on the same labelled images (eval.finetune_max_train of train, every
     class alike), each from its starting classifier (its probe on those images: depth 0): val
     curves in metrics/, test top-1 in result[kind]['finetune'][k] (and finetune_*_top1 for the
-    most blocks trained), test predictions in `preds` ({kind}/finetune_k0 the start). With
+    most blocks trained), test predictions in `preds` (evaluators.finetune(0): the start). With
     eval.finetune_random_init false the twin keeps its probe and kNN only (a comparison that reads
     only the gain over the starting probe pays for no twin's fine-tuning)."""
     e = p["eval"]
@@ -109,7 +110,7 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
             result[kind]["finetune"]["0"] = {
                 "val_top1": finetune_accuracy(start, val, normalize, dev),
                 "test_top1": accuracy(pred, test.labels)}
-            preds[f"{kind}/finetune_k0"] = pred.tolist()
+            preds[ev.finetune(0, kind).key] = pred.tolist()
         for k in blocks:
             suffix = "" if k == "all" else f"_k{k}"
             log = runs.JsonlLog(run / "metrics" / f"finetune_{kind}{suffix}.jsonl",
@@ -118,7 +119,7 @@ def finetune_all(run: Path, model, p: dict, dev, result: dict, preds: dict) -> i
             pred = predictions(ft["model"], test, ft["normalize"], dev)
             numbers = {"val_top1": ft["val_top1"], "test_top1": accuracy(pred, test.labels)}
             result[kind]["finetune"][str(k)] = numbers
-            preds[f"{kind}/finetune{suffix}"] = pred.tolist()
+            preds[ev.finetune(k, kind).key] = pred.tolist()
             if k == most:
                 result[kind]["finetune_val_top1"] = numbers["val_top1"]
                 result[kind]["finetune_test_top1"] = numbers["test_top1"]

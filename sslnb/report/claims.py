@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import methods, verdicts as vd
+from .. import evaluators as ev, methods, verdicts as vd
 from ..params import ROOT_PARAMS, resolve
 from ..stats import _quantile, holm
 from . import readings as rd
@@ -145,7 +145,7 @@ def learned(g: Configuration) -> vd.Check:
 
 def finetune_raises(g: Configuration, metric: str) -> vd.Check:
     """Fine-tuning must raise the probe it starts from, on val, for a gain to mean anything."""
-    k = metric.removeprefix("finetune_gain").removeprefix("_k") or "all"
+    k = str(ev.gain_depth(metric))  # eval.json's fine-tuning depths: "0", "1", ..., "all"
     diffs = np.array([r.finetune_val[k] - r.finetune_val["0"] for r in g.runs], dtype=np.float64)
     return _val_check("fine-tuning does not raise the probe it starts from at this size", g,
                       "fine-tuned minus its starting probe", diffs)
@@ -312,8 +312,8 @@ BUDGET_WORDS = {"steps": "at equal optimizer steps and batch", "flops": "at equa
 def metric_words(metric: str) -> str:
     if metric in METRICS:
         return METRICS[metric]
-    k = metric.removeprefix("finetune_gain").removeprefix("_k")
-    depth = f"the last {plural(int(k), 'block')}" if k else "every block"
+    k = ev.gain_depth(metric)
+    depth = "every block" if k == "all" else f"the last {plural(k, 'block')}"
     return f"the gain of fine-tuning {depth} over the probe it starts from (test top-1)"
 
 

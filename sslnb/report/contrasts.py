@@ -8,32 +8,21 @@ import math
 
 import numpy as np
 
+from .. import evaluators as ev
 from ..stats import Interval, contrast_interval
 from .records import Configuration
 
-STARTING_PROBE = "pretrained/finetune_k0"  # the probe fine-tuning starts from, on its images
-
-
-def finetune_key(metric: str) -> str:
-    """The evaluator of a fine-tuning gain metric: finetune_gain (all blocks) or
-    finetune_gain_kN (the last N)."""
-    k = metric.removeprefix("finetune_gain")
-    return f"pretrained/finetune{k}" if k else "pretrained/finetune"
-
-
-def gain_metric(key: str) -> str:
-    """The inverse of finetune_key."""
-    return "finetune_gain" + key.removeprefix("pretrained/finetune")
+STARTING_PROBE = ev.finetune(0)  # the probe fine-tuning starts from, on its own images
 
 
 def terms(g: Configuration, metric: str) -> list[tuple] | None:
     """The (weight, correctness) terms of `metric` for g: the probe or kNN, or a fine-tuning
     minus the probe it started from; None when g lacks one."""
-    keys = ([(1.0, f"pretrained/{metric}")] if metric in ("probe", "knn") else
-            [(1.0, finetune_key(metric)), (-1.0, STARTING_PROBE)])
-    if any(key not in g.correct for _, key in keys):
+    evs = ([(1.0, ev.Evaluator("pretrained", metric))] if metric in ("probe", "knn") else
+           [(1.0, ev.finetune(ev.gain_depth(metric))), (-1.0, STARTING_PROBE)])
+    if any(e.key not in g.correct for _, e in evs):
         return None
-    return [(w, g.correct[key]) for w, key in keys]
+    return [(w, g.correct[e.key]) for w, e in evs]
 
 
 def paired(a: Configuration, b: Configuration) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import evaluators
+from ..evaluators import Evaluator
 from ..stats import Interval, difference_interval
 from ..stats import compare as compare_sentence
 from . import learning, wording
@@ -54,21 +56,21 @@ def differences(groups: list[Configuration]) -> list[Difference]:
     for g in groups:
         c = g.correct
         for ev, what in UNDER.items():
-            if f"pretrained/{ev}" in c and f"random_init/{ev}" in c:
-                add(VS_RANDOM_INIT, g.model, "its random-init twin", c[f"pretrained/{ev}"],
-                    c[f"random_init/{ev}"], what, True)
-        if "pretrained/finetune" in c:
-            start = "pretrained/finetune_k0" in c  # the probe on fine-tuning's labelled images
+            mine, twin = Evaluator("pretrained", ev).key, Evaluator("random_init", ev).key
+            if mine in c and twin in c:
+                add(VS_RANDOM_INIT, g.model, "its random-init twin", c[mine], c[twin], what, True)
+        if evaluators.finetune("all").key in c:
+            start = evaluators.finetune(0).key  # the probe on fine-tuning's labelled images
             add(FINETUNE_VS_PROBE, f"{g.model} fine-tuned",
-                f"{g.model} linear probe" + (" on the same labelled images" if start else ""),
-                c["pretrained/finetune"],
-                c["pretrained/finetune_k0" if start else "pretrained/probe"], "", True)
+                f"{g.model} linear probe" + (" on the same labelled images" if start in c else ""),
+                c[evaluators.finetune("all").key],
+                c[start if start in c else evaluators.probe().key], "", True)
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
             if a.test_set != b.test_set:
                 continue  # different test sets: not comparable
             for ev, what in UNDER.items():
-                key = f"pretrained/{ev}"
+                key = Evaluator("pretrained", ev).key
                 if key in a.correct and key in b.correct:
                     add(MODEL_VS_MODEL, a.model, b.model, a.correct[key], b.correct[key], what,
                         False)

@@ -13,7 +13,7 @@ import html
 import io
 from pathlib import Path
 
-from .. import encoders, methods
+from .. import encoders, evaluators as ev, methods
 from ..verdicts import percent
 from . import records
 from .records import Configuration, main_groups
@@ -247,7 +247,7 @@ def methods_markdown(groups: list[Configuration]) -> str:
                       + ("; every depth starts from a linear probe trained on the same labelled "
                          "images (depth 0, what each gain is measured from), and BatchNorm keeps "
                          "the statistics that probe read." if any(
-                             "pretrained/finetune_k0" in g.correct for g in tuned) else "."))
+                             ev.finetune(0).key in g.correct for g in tuned) else "."))
     lines += ["", "**Baselines.** Every encoder is read next to its random-init twin: the same "
               "architecture built with the same seed, never trained (a ResNet's BatchNorm "
               "statistics at their initial values), through the same probe, kNN and fine-tuning.",

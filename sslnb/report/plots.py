@@ -11,7 +11,7 @@ import seaborn as sns
 import torch
 import yaml
 
-from .. import methods
+from .. import evaluators as ev, methods
 from ..checkpoint import has_checkpoint, load_pretrained
 from ..data import load_split
 from ..features import features
@@ -173,12 +173,12 @@ def across_pretraining(groups: list[Configuration], graphs_dir=None,
             x = [getattr(pt, key) / (scale or 1.0) for pt in pts]
             if len(x) > 1 and x[-1] <= 0:
                 continue  # not measured (a run shorter than one epoch logs no epoch time)
-            for ev, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
-                ax.plot(x, [getattr(pt, ev).value for pt in pts], style, color=f"C{i}",
-                        markersize=3, label=f"{g.model} " + (f"probe{overtakes}" if ev == "probe"
+            for readout, style, alpha in (("probe", "-o", 0.2), ("knn", ":", 0.08)):
+                ax.plot(x, [getattr(pt, readout).value for pt in pts], style, color=f"C{i}",
+                        markersize=3, label=f"{g.model} " + (f"probe{overtakes}" if readout == "probe"
                                                               else "kNN"))
-                ax.fill_between(x, [getattr(pt, ev).low for pt in pts],
-                                [getattr(pt, ev).high for pt in pts],
+                ax.fill_between(x, [getattr(pt, readout).low for pt in pts],
+                                [getattr(pt, readout).high for pt in pts],
                                 color=f"C{i}", alpha=alpha, linewidth=0)
             if g.n > 1:  # each seed's own probe at each snapshot
                 for xi, pt in zip(x, pts):
@@ -232,8 +232,7 @@ def partial_finetuning(groups: list[Configuration], graphs_dir=None,
     0 being the linear probe (on fine-tuning's labelled images where the run has it), pretrained
     vs random init, with 95% intervals: the MAE paper's Figure 9 (probe -> partial -> full), one
     panel per model. None without fine-tuning."""
-    tuned = [g for g in main_groups(groups) if "pretrained/finetune" in g.correct
-             or any(k.startswith("pretrained/finetune_k") for k in g.correct)]
+    tuned = [g for g in main_groups(groups) if ev.finetunings(g.correct)]
     if not tuned:
         return None
     fig, axes = plt.subplots(1, len(tuned), figsize=(4.0 * len(tuned), 3.4), sharey=True,
@@ -243,9 +242,9 @@ def partial_finetuning(groups: list[Configuration], graphs_dir=None,
         ks = [0, *sorted(k for k in blocks if k != "all"), *(["all"] if "all" in blocks else [])]
         for kind, color, label in (("pretrained", "C0", "pretrained"),
                                    ("random_init", "C7", "random init")):
-            start = f"{kind}/finetune_k0"  # the probe on fine-tuning's own labelled images
-            keys = [(start if start in g.correct else f"{kind}/probe") if k == 0
-                    else f"{kind}/finetune" if k == "all" else f"{kind}/finetune_k{k}" for k in ks]
+            start = ev.finetune(0, kind).key  # the probe on fine-tuning's own labelled images
+            keys = [(start if start in g.correct else ev.probe(kind).key) if k == 0
+                    else ev.finetune(k, kind).key for k in ks]
             shown = [(i, key) for i, key in enumerate(keys) if key in g.correct]
             _errorbar(ax, [i for i, _ in shown],
                       [accuracy_interval(g.correct[key]) for _, key in shown],
@@ -269,16 +268,14 @@ def finetuning_readout(groups: list[Configuration]) -> str:
     said = []
     for g in main_groups(groups):
         c = g.correct
-        start = "pretrained/finetune_k0" if "pretrained/finetune_k0" in c else "pretrained/probe"
-        ends = ["pretrained/finetune"] + sorted(k for k in c if k.startswith("pretrained/finetune_k")
-                                                and k != "pretrained/finetune_k0")
-        end = next((k for k in ends if k in c), None)
+        start = ev.finetune(0).key if ev.finetune(0).key in c else ev.probe().key
+        tuned = ev.finetunings(c)  # fewest layers first, every block last
+        end = tuned[-1] if tuned else None  # the deepest fine-tuning
         if end is None or start not in c:
             continue
-        d = accuracy_interval(c[end]).value - accuracy_interval(c[start]).value
-        k = None if end == "pretrained/finetune" else int(end.rsplit("_k", 1)[1])
-        depth = ("every block" if k is None else "the last block" if k == 1
-                 else f"the last {k} blocks")
+        d = accuracy_interval(c[end.key]).value - accuracy_interval(c[start]).value
+        depth = ("every block" if end.depth == "all" else "the last block" if end.depth == 1
+                 else f"the last {end.depth} blocks")
         said.append(f"{g.model} {'gains' if d > 0 else 'loses'} {abs(d):.1f} points "
                     f"fine-tuning {depth}")
     if not said:

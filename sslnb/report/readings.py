@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import encoders
+from .. import encoders, evaluators as ev
 from ..stats import Interval, contrast_interval
 from ..verdicts import percent
-from .contrasts import STARTING_PROBE, contrast, gain_metric
+from .contrasts import STARTING_PROBE, contrast
 from .records import Configuration, full_set, sweeps
 
 EXPLORATORY = "exploratory, unadjusted: decides nothing"
@@ -93,7 +93,7 @@ def budget_readings(a: Configuration, b: Configuration) -> list[BudgetReading]:
             readings.append(BudgetReading(name, skip=f"{short[0].model} kept no snapshot "
                                           f"between {show(MATCHED * budget)} and {show(budget)}"))
             continue
-        keys = (f"{pa.kind}/probe", f"{pb.kind}/probe")
+        keys = (ev.probe(pa.kind).key, ev.probe(pb.kind).key)
         same = next((r for r in readings if r.keys == keys), None)
         if same:
             same.name += f" and {name}"
@@ -114,14 +114,14 @@ def probe_readings(pairs: Pairs, groups: list[Configuration]) -> list[Reading]:
     out = []
     for a, b in pairs:
         same_encoder = a.architecture == b.architecture
-        d = _diff(a, b, "pretrained/probe")
+        d = _diff(a, b, ev.probe().key)
         if d is not None:
             out.append(Reading(f"{a.model} - {b.model}, each at the end of its pretraining", d,
                                EXPLORATORY if same_encoder else CONFOUNDED, sig(a, b, "probe")))
         if not same_encoder:
             continue
         for r in budget_readings(b, a):
-            if r.skip or r.keys == ("pretrained/probe", "pretrained/probe"):
+            if r.skip or r.keys == (ev.probe().key, ev.probe().key):
                 continue  # no snapshot near the budget, or the end-of-pretraining reading above
             d = contrast_interval([[(1.0, a.correct[r.keys[1]])],
                                    [(-1.0, b.correct[r.keys[0]])]], welch=True)
@@ -130,15 +130,12 @@ def probe_readings(pairs: Pairs, groups: list[Configuration]) -> list[Reading]:
     return out
 
 
-def finetune_depths(g: Configuration) -> list[tuple[str, str]]:
+def finetune_depths(g: Configuration) -> list[tuple[str, ev.Evaluator]]:
     """(depth as a reader names it, evaluator) of each fine-tuning of g, fewest layers first."""
     unit = "stage" if encoders.family(g.encoder) == "resnet" else "block"
-    ks = sorted(int(k.rsplit("_k", 1)[1]) for k in g.correct
-                if k.startswith("pretrained/finetune_k"))
-    out = [(f"last {k} {unit}{'s' if k > 1 else ''}", f"pretrained/finetune_k{k}")
-           for k in ks if k > 0]
-    return out + ([(f"all {unit}s", "pretrained/finetune")]
-                  if "pretrained/finetune" in g.correct else [])
+    return [(f"all {unit}s" if e.depth == "all" else
+             f"last {e.depth} {unit}{'s' if e.depth > 1 else ''}", e)
+            for e in ev.finetunings(g.correct)]
 
 
 def finetune_readings(pairs: Pairs, groups: list[Configuration]) -> list[Reading]:
@@ -149,21 +146,22 @@ def finetune_readings(pairs: Pairs, groups: list[Configuration]) -> list[Reading
     named = list({id(g): g for pair in pairs for g in pair}.values())
     for g in named:
         c = g.correct
-        for depth, key in finetune_depths(g):
-            if STARTING_PROBE in c:
-                gain = contrast_interval([[(1.0, c[key]), (-1.0, c[STARTING_PROBE])]],
+        for depth, e in finetune_depths(g):
+            if STARTING_PROBE.key in c:
+                gain = contrast_interval([[(1.0, c[e.key]), (-1.0, c[STARTING_PROBE.key])]],
                                          welch=True)
                 out.append(Reading(f"{g.model}, {depth}: fine-tuned - the probe it started "
                                    f"from (same labelled images)", gain))
     for a, b in pairs:
-        if a.architecture != b.architecture or STARTING_PROBE not in a.correct or \
-                STARTING_PROBE not in b.correct:
+        if a.architecture != b.architecture or STARTING_PROBE.key not in a.correct or \
+                STARTING_PROBE.key not in b.correct:
             continue
-        for depth, key in finetune_depths(a):
-            if key in b.correct:
-                d = contrast(a, b, gain_metric(key))
+        for depth, e in finetune_depths(a):
+            if e.key in b.correct:
+                metric = ev.gain_metric(e.depth)
+                d = contrast(a, b, metric)
                 out.append(Reading(f"{a.model}'s gain - {b.model}'s gain, {depth}", d,
-                                   sig=sig(a, b, gain_metric(key))))
+                                   sig=sig(a, b, metric)))
     return out
 
 

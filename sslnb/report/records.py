@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import evaluators as ev
 from ..params import flatten
 from ..stats import Interval
 
@@ -209,9 +210,11 @@ def interval_json(c: Interval) -> dict:
 
 
 # record field -> the evaluator whose saved test predictions give its interval
-EVALUATORS = {"test_top1": "pretrained/probe", "knn_top1": "pretrained/knn",
-              "finetune_top1": "pretrained/finetune", "random_test_top1": "random_init/probe",
-              "random_knn_top1": "random_init/knn", "random_finetune_top1": "random_init/finetune"}
+EVALUATORS = {"test_top1": ev.probe().key, "knn_top1": ev.knn().key,
+              "finetune_top1": ev.finetune("all").key,
+              "random_test_top1": ev.probe("random_init").key,
+              "random_knn_top1": ev.knn("random_init").key,
+              "random_finetune_top1": ev.finetune("all", "random_init").key}
 
 
 # Which configurations are which --------------------------------------------------------------
