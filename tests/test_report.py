@@ -473,10 +473,10 @@ def test_every_figure_is_numbered_and_the_contents_resolve(tiny_report):
 
 
 def test_abstract_is_generated_from_the_results_file(tiny_report):
-    from sslnb.report import paper
+    from sslnb.report import paper, results_file
     html = html_text((tiny_report / "report" / "report.html").read_text())
     results = json.loads((tiny_report / "report" / "results.json").read_text())
-    abstract = paper.abstract(results)
+    abstract = paper.abstract(results_file.read(tiny_report / "report" / "results.json"))
     assert f"Abstract. {abstract.replace('`', '')}" in html  # `code` renders without backticks
     for c in results["configurations"]:
         if not c["sweep_smaller"]:

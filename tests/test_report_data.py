@@ -35,7 +35,7 @@ def imagenet100_run(tmp_path_factory):
 def test_methods_and_abstract_name_the_data_as_readers_do(imagenet100_run, tmp_path):
     rows, groups = summary.load([RunSpec(run_dir=str(imagenet100_run), group="in100")])
     diffs = differences.differences(groups)
-    results = json.loads(results_file.write(groups, diffs, rows, tmp_path).read_text())
+    results = results_file.read(results_file.write(groups, diffs, rows, tmp_path))
     text = paper.methods_markdown(groups)
     abstract = paper.abstract(results)
     assert "ImageNet-100" in abstract and "imagenet100 at" not in abstract

@@ -17,6 +17,7 @@ from ..runs import run_dir_of
 from . import plots, tables
 from .differences import Difference, other_differences
 from .records import Configuration, Run
+from .results_file import Results
 from .wording import class_label
 
 DEFAULT_RUN_PARAMS = "params/demo/mae_vit_tiny.yaml"
@@ -42,22 +43,22 @@ def _table(rows: list[tuple], header: tuple | None = None) -> str:
     return f"<table>{'<thead><tr>' + head + '</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
 
 
-def scale_box(results: dict, report_params: str | Path, rows: list[Run]) -> str:
+def scale_box(results: Results, report_params: str | Path, rows: list[Run]) -> str:
     """What this report is, at a glance, before any number: data, image size, pretraining
     images, the pretraining minutes its runs logged, hardware, seeds and the command."""
     name = Path(report_params).stem
-    seeds = sorted({c["n_seeds"] for c in results["configurations"]})
-    fewer = [c["model"] for c in results["configurations"] if c["n_seeds"] != seeds[-1]]
+    seeds = sorted({c.n_seeds for c in results.configurations})
+    fewer = [c.model for c in results.configurations if c.n_seeds != seeds[-1]]
     minutes = sum(r.pretrain_time_s or 0 for r in rows) / 60
     sizes = sorted({r.params["data"]["image_size"] for r in rows})
     images = sorted({r.pretrain_images for r in rows})
     cells = [
-        ("Data", results["data"]["description"].replace("`", "")),
+        ("Data", results.data.description.replace("`", "")),
         ("Image size", " and ".join(f"{s}px" for s in sizes)),
         ("Pretraining images", f"{images[0]:,}" + (f" to {images[-1]:,}" if len(images) > 1
                                                      else "")),
         ("Pretraining", f"{minutes:.0f} min over {len(rows)} runs (their logged epochs)"),
-        ("Hardware", results["data"]["device"]),
+        ("Hardware", results.data.device),
         ("Seeds", f"{seeds[-1]} per configuration" + (
             f" ({', '.join(fewer)}: {seeds[0]})" if fewer else "")),
         ("Build", f"make report{'' if name == 'demo' else ' REPORT=' + name} "
@@ -66,7 +67,7 @@ def scale_box(results: dict, report_params: str | Path, rows: list[Run]) -> str:
     return '<div class="scale-box">' + _table(cells) + "</div>"
 
 
-def show_scale(results: dict, report_params: str | Path, rows: list[Run]) -> None:
+def show_scale(results: Results, report_params: str | Path, rows: list[Run]) -> None:
     _show(scale_box(results, report_params, rows))
 
 

@@ -17,6 +17,7 @@ from .. import encoders, evaluators as ev, methods
 from ..verdicts import percent
 from . import records
 from .records import Configuration, main_groups
+from .results_file import Results
 from .wording import class_label, dataset_name, listing, plural, study_classes
 
 
@@ -123,70 +124,66 @@ def pretraining_data(groups: list[Configuration], shown: int = 20) -> list[str]:
     return lines
 
 
-def abstract(doc: dict) -> str:
-    """The abstract, from results.json alone (a test recomputes it from the file)."""
-    configs = doc["configurations"]
-    main = [c for c in configs if not c.get("sweep_smaller")]
-    data = doc["data"]
-    seeds = sorted({c["n_seeds"] for c in configs})
-    out = [f"{listing([c['model'] for c in main])} were pretrained without labels on "
-           f"{data['description']} and read out by a linear probe on their frozen features, each "
+def abstract(results: Results) -> str:
+    """The abstract, from results.json alone (results_file.read; a test recomputes it from the
+    file)."""
+    main, data = results.main, results.data
+    seeds = sorted({c.n_seeds for c in results.configurations})
+    out = [f"{listing([c.model for c in main])} were pretrained without labels on "
+           f"{data.description} and read out by a linear probe on their frozen features, each "
            f"next to the same architecture at random initialisation; every accuracy is on "
-           f"{data['test_images']:,} test images that no choice read"
+           f"{data.test_images:,} test images that no choice read"
            + (f", over {listing([str(s) for s in seeds])} seeds" if seeds != [1] else "") + "."]
     reads = []
     for c in main:
-        ci, rnd = c["ci"]["test_top1"], c["ci"].get("random_test_top1")
-        reads.append(f"{c['model']} reaches {ci['value']:.1f}% (95% CI {ci['low']:.1f} to "
-                     f"{ci['high']:.1f})" + (f" against {rnd['value']:.1f}% at random init"
-                                             if rnd else ""))
+        ci, rnd = c.ci["test_top1"], c.ci.get("random_test_top1")
+        reads.append(f"{c.model} reaches {ci.value:.1f}% (95% CI {ci.low:.1f} to "
+                     f"{ci.high:.1f})" + (f" against {rnd.value:.1f}% at random init"
+                                          if rnd else ""))
     out.append(listing(reads) + ".")
-    failed = {c["model"]: c["learning"] for c in main
-              if not c.get("learning", {}).get("learned", True)}
+    failed = {c.model: c.why_not for c in main if not c.learned}
     if failed:
-        out.append(listing([f"{m} ({' and '.join(w['why'])})" for m, w in failed.items()])
+        out.append(listing([f"{m} ({' and '.join(why)})" for m, why in failed.items()])
                    + f" did not learn at {'its budget' if len(failed) == 1 else 'their budgets'}"
                    f": shown, marked and left out of every ranking.")
-    claims = doc.get("claims", [])
-    decided = [(i, c) for i, c in enumerate(claims, 1) if c.get("primary")]
-    if decided:  # the registered primaries speak; no other comparison is stated beside them
+    if results.claims:  # the registered primaries speak; no other comparison is stated beside them
         said = []
-        for i, c in decided:
-            d, p = c.get("deciding"), c["primary"]
-            at = (f": {p['a']} - {p['b']} {d['value']:+.1f} points ({percent(d['level'])} CI "
-                  f"{d['low']:+.1f} to {d['high']:+.1f}"
-                  + (f", minimum detectable effect {c['mde']:.1f}" if c.get("mde") else "") + ")"
+        for c in results.claims:
+            d = c.deciding
+            at = (f": {c.a} - {c.b} {d.value:+.1f} points ({percent(d.level)} CI "
+                  f"{d.low:+.1f} to {d.high:+.1f}"
+                  + (f", minimum detectable effect {c.mde:.1f}" if c.mde else "") + ")"
                   if d else "")
-            said.append(f"claim {i} ({c['short']}) is {c['verdict']}{at}")
+            said.append(f"claim {c.number} ({c.short}) is {c.verdict}{at}")
         out.append("Each of the study's claims is decided on one primary comparison registered "
                    "before the build, Holm-adjusted over the primaries: " + "; ".join(said)
                    + ". At full scale each could change, as the Claims section says.")
     else:
         # Pairs on one encoder compare objectives; with several methods per encoder only those
         # are stated here (every pair is in the Comparisons section).
-        arch = {c["model"]: c.get("architecture") for c in main}
-        pairs = [d for d in doc["differences"]
-                 if d["kind"] == "model_vs_model" and d["what"] == "under the linear probe"]
-        pairs = [d for d in pairs if not {d["a"], d["b"]} & set(failed)]
-        same = [d for d in pairs if arch.get(d["a"]) and arch.get(d["a"]) == arch.get(d["b"])]
+        arch = {c.model: c.architecture for c in main}
+        pairs = [d for d in results.differences
+                 if d.kind == "model_vs_model" and d.what == "under the linear probe"]
+        pairs = [d for d in pairs if not {d.a, d.b} & set(failed)]
+        same = [d for d in pairs if arch.get(d.a) and arch.get(d.a) == arch.get(d.b)]
         for d in same or pairs:
-            iv = d["interval"]
-            if iv["low"] > 0 or iv["high"] < 0:
-                ahead, behind = (d["a"], d["b"]) if iv["value"] > 0 else (d["b"], d["a"])
-                lo, hi = sorted((abs(iv["low"]), abs(iv["high"])))
+            iv = d.interval
+            if iv.low > 0 or iv.high < 0:
+                ahead, behind = (d.a, d.b) if iv.value > 0 else (d.b, d.a)
+                lo, hi = sorted((abs(iv.low), abs(iv.high)))
                 out.append(f"Under the probe {ahead} leads {behind} by "
-                           f"{abs(iv['value']):.1f} points (95% CI {lo:.1f} to {hi:.1f}, "
+                           f"{abs(iv.value):.1f} points (95% CI {lo:.1f} to {hi:.1f}, "
                            f"unadjusted).")
             else:
-                out.append(f"Under the probe {d['a']} and {d['b']} cannot be told apart "
-                           f"({iv['value']:+.1f} points, 95% CI {iv['low']:+.1f} to "
-                           f"{iv['high']:+.1f}, unadjusted).")
+                out.append(f"Under the probe {d.a} and {d.b} cannot be told apart "
+                           f"({iv.value:+.1f} points, 95% CI {iv.low:+.1f} to "
+                           f"{iv.high:+.1f}, unadjusted).")
         out.append("This report registers no primary comparison, so it decides none of the "
                    "study's claims (the claims report does).")
-    costs = [f"{c['model']} {c['mean']['isolated_epoch_time_s']:.0f} s" for c in main
-             if c["mean"].get("isolated_epoch_time_s")]
+    costs = [f"{c.model} {c.mean['isolated_epoch_time_s']:.0f} s" for c in main
+             if c.mean.get("isolated_epoch_time_s")]
     if len(costs) == len(main):
-        out.append(f"One pretraining epoch took {listing(costs)} on {data['device']}, measured "
+        out.append(f"One pretraining epoch took {listing(costs)} on {data.device}, measured "
                    f"with nothing else running.")
     return " ".join(out)
 
