@@ -28,10 +28,10 @@ def _group(tmp_path, params_file, margins, loss):
 
 
 def test_a_probe_at_its_twin_with_a_loss_at_ln_k_did_not_learn(tmp_path):
-    g = _group(tmp_path, "dino_vit_tiny.yaml", [0.5], math.log(4096))
+    g = _group(tmp_path, "dino_vit_tiny.yaml", [0.5], math.log(64))  # K = 64 prototypes
     c = learning.check(g)
-    assert not c.learned and c.constant_loss == pytest.approx(math.log(4096))
-    assert c.final_loss == pytest.approx(math.log(4096))  # the last tenth, not step 0
+    assert not c.learned and c.constant_loss == pytest.approx(math.log(64))
+    assert c.final_loss == pytest.approx(math.log(64))  # the last tenth, not step 0
     assert len(c.why) == 2 and "constant output" in c.why[1]
     g.learning = c
     assert learning.label(g) == "X (did not learn)"

@@ -44,8 +44,9 @@ class Method:
         if p["train"]["batch_size"] < self.min_batch:
             raise ParamsError(
                 f"{source_of.get('train.batch_size', 'defaults')}: train.batch_size="
-                f"{p['train']['batch_size']}, but {self.title} {self.min_batch_why}: use a batch "
-                f"of {self.min_batch} or more.")
+                f"{p['train']['batch_size']}, but {self.title} needs at least {self.min_batch} "
+                f"images per batch ({self.min_batch_why}). Use a batch of {self.min_batch} or "
+                f"more.")
 
     def prepare(self, net: nn.Module, p: dict) -> nn.Module:
         """Memory layout before training: channels_last for convolutional encoders."""

@@ -67,8 +67,8 @@ class BYOL(nn.Module):
 
 class BYOLMethod(Method):
     name, title, showcase_name = "byol", "BYOL", "byol_views"
-    min_batch, min_batch_why = 2, ("normalises its projector and predictor over the batch "
-                                   "(BatchNorm; the paper used 4096 images)")
+    min_batch, min_batch_why = 2, ("its projector and predictor normalise over the batch with "
+                                   "BatchNorm; the paper used 4096")
     objective = "self-distillation"
     citation = "Grill et al. 2020"
     description = ("an online network predicts a momentum-averaged target network's projection "

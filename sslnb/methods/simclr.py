@@ -64,8 +64,8 @@ class SimCLR(nn.Module):
 
 class SimCLRMethod(Method):
     name, title, showcase_name = "simclr", "SimCLR", "simclr_views"
-    min_batch, min_batch_why = 2, ("needs the batch's other images as each image's negatives "
-                                   "(the paper used 4096)")
+    min_batch, min_batch_why = 2, ("the batch's other images are each image's negatives; the "
+                                   "paper used 4096")
     objective = "contrastive"
     citation = "Chen et al. 2020"
     accepts = ("a torchvision ResNet name such as resnet18 or resnet50, or a timm ViT name such "
