@@ -203,8 +203,8 @@ class MAEMethod(Method):
         """Patch embedding of all N patches, encoder on the kept N(1-m) + 1 tokens, decoder on
         N + 1 tokens, prediction; x3 for training (see flops.py)."""
         enc, a = model.encoder, p["mae"]
-        s, patch = encoders.spec(p).image_size, encoders.spec(p).patch_size
-        n = (s // patch) ** 2
+        e = encoders.spec(p)
+        patch, n = e.patch_size, e.grid ** 2
         keep, pix, dim = int(n * (1 - a["mask_ratio"])), 3 * patch * patch, enc.embed_dim
         mlp = enc.blocks[0].mlp.fc1.out_features / dim
         dec_mlp = model.decoder_blocks[0].mlp.fc1.out_features / a["decoder_dim"] \
