@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import finetune, schema
+from . import schema
+from .finetune import check as check_finetune  # only the check: a probe change must not retrain
 from .encoders import FAMILY_PARAMS, spec
 from .errors import ParamsError
 from .methods import METHODS
@@ -198,7 +199,7 @@ def _validate(p: dict, source_of: dict[str, str]) -> None:
 
 def _check_consistency(p: dict, source_of: dict[str, str]) -> None:
     METHODS[p["method"]].check(p, source_of)
-    finetune.check(p, source_of)
+    check_finetune(p, source_of)
 
 
 def read_text(path: Path, what: str = "params file") -> str:
