@@ -90,6 +90,17 @@ def finished_same_run(p: dict) -> Path | None:
     return run if ok else None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device, method: str | None = None) -> dict:
     import timm
     import torchvision
@@ -98,7 +109,11 @@ def environment(device: torch.device, method: str | None = None) -> dict:
         "torchvision": torchvision.__version__, "timm": timm.__version__,
         "device": str(device), "device_name": device_name(device),
         "cuda": torch.version.cuda, "platform": platform.platform(),
-        "cpu_threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "cpu_threads": torch.get_num_threads(),
+        # which CPU and which of torch's kernel sets ran: another CPU's kernels round floats
+        # differently, so a retrain matches a committed run's losses bit for bit only on both
+        "cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "git_commit": git_commit(),
         # the uncommitted changes themselves, so a '+dirty' run still names the code it ran
         **({"git_diff": diff} if (diff := git_diff()) else {}),
         "code_version": {stage: code_version(stage, method) for stage in STAGES},
