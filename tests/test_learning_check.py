@@ -57,6 +57,23 @@ def test_seeds_give_the_interval_and_a_learned_run_keeps_a_high_loss(tmp_path):
     assert not learning.check(g).learned
 
 
+def test_a_failure_says_how_many_seeds_or_how_large_a_margin_it_would_need(tmp_path):
+    # margins 0.2, 4.7, 1.1 (BYOL's three seeds in the families report): sd 2.4
+    g = _group(tmp_path, "byol_resnet18.yaml", [0.2, 4.7, 1.1], 1.7)
+    g.learning = learning.check(g)
+    m = g.learning.margin
+    assert not g.learning.learned and m.sd == pytest.approx(2.3812, abs=1e-3)
+    half = 4.302653 * m.sd / math.sqrt(3)  # t(0.975, 2 df)
+    said = learning.sentence(g)
+    assert f"mean margin above {half:.1f} points" in said
+    k = learning.seeds_needed(m.value, m.sd)
+    t = {2: 12.706205, 3: 4.302653, 4: 3.182446, 5: 2.776445, 6: 2.570582, 7: 2.446912,
+         8: 2.364624, 9: 2.306004, 10: 2.262157}  # t(0.975) on n - 1 df
+    width = {n: t[n] * m.sd / math.sqrt(n) for n in t}
+    assert width[k] < m.value <= width[k - 1] and f"{k} seeds" in said
+    assert learning.seeds_needed(-1.0, m.sd) is None
+
+
 def test_the_committed_families_report_ranks_no_failure():
     """BYOL did not learn there (three seeds): marked in the tables, absent from the per-cost table
     and from every model-against-model sentence of the Results."""

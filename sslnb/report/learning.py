@@ -37,7 +37,7 @@ def check(g: Configuration) -> Learning:
     (two binomial proportions), when the val size is known."""
     runs = [r for r in g.runs if r.val_top1 is not None and r.random_val_top1 is not None]
     diffs = [r.val_top1 - r.random_val_top1 for r in runs]
-    margin = None
+    margin, sd = None, None
     if diffs:
         n, mean = len(diffs), sum(diffs) / len(diffs)
         if n > 1:
@@ -49,7 +49,7 @@ def check(g: Configuration) -> Learning:
             half = (1.959964 * 100 * math.sqrt((a * (1 - a) + b * (1 - b)) / images)
                     if images else None)
         margin = Margin(mean, n, mean - half if half is not None else None,
-                        mean + half if half is not None else None)
+                        mean + half if half is not None else None, sd)
     loss = _mean([final_loss(r.run_dir) for r in g.runs])
     level = methods.get(g.params).constant_loss(g.params)
     # The probe decides: a short run can learn while its loss is still near the constant level
@@ -92,7 +92,46 @@ def sentence(g: Configuration) -> str:
                      f"twin's {c.twin_effective_rank:.1f}")
     verdict = ("Learned." if c.learned else
                "**Did not learn at this budget**: " + " and ".join(c.why) + ".")
-    return f"{g.model}: " + "; ".join(parts) + f". {verdict}"
+    return f"{g.model}: " + "; ".join(parts) + f". {verdict}" + (
+        "" if c.learned else " " + need(g))
+
+
+def seeds_needed(mean: float, sd: float, most: int = 100) -> int | None:
+    """The fewest seeds whose 95% interval (t on n - 1 df) clears 0 at this mean and sd."""
+    if mean <= 0:
+        return None
+    for n in range(2, most + 1):
+        if _quantile(0.95, n - 1) * sd / math.sqrt(n) < mean:
+            return n
+    return None
+
+
+def need(g: Configuration) -> str:
+    """What a configuration that did not learn would need, from its own numbers: the mean margin
+    its seeds' spread asks for, the seeds its mean asks for, what its probe on test did over its
+    last two snapshots, and what its steps cost on this machine. Why: a failure the report
+    cannot fix at its budget should say what the next build would have to buy."""
+    m, parts = g.learning.margin, []
+    if m is not None and m.sd is not None:
+        half = _quantile(0.95, m.n - 1) * m.sd / math.sqrt(m.n)
+        parts.append(f"at the spread of its {m.n} seeds (sd {m.sd:.1f}) an interval above 0 "
+                     f"needs a mean margin above {half:.1f} points")
+        k = seeds_needed(m.value, m.sd)
+        parts.append(f"at its mean margin, {k} seeds" if k else
+                     "no number of seeds at its mean margin")
+    pts = g.curve
+    if len(pts) >= 3 and pts[0].step == 0:
+        twin = pts[0].probe.value
+        (a, b) = pts[-2], pts[-1]
+        parts.append(f"its probe on test moved from {a.probe.value - twin:+.1f} to "
+                     f"{b.probe.value - twin:+.1f} points over its twin between steps {a.step:,} "
+                     f"and {b.step:,}")
+    timed = [r for r in g.runs if r.steps and r.pretrain_time_s]
+    if timed:
+        per_1k = sum(r.pretrain_time_s / r.steps for r in timed) / len(timed) * 1000 / 60
+        parts.append(f"1,000 more steps cost about {per_1k:.0f} minutes per seed on "
+                     f"{g.device}")
+    return ("What it would need: " + "; ".join(parts) + ".") if parts else ""
 
 
 def table(groups: list[Configuration]):

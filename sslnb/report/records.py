@@ -146,6 +146,7 @@ class Margin:
     n: int
     low: float | None
     high: float | None
+    sd: float | None = None  # of the per-seed margins (None with one seed)
 
 
 @dataclass
