@@ -96,3 +96,39 @@ def test_the_committed_families_report_ranks_no_failure():
     assert ranked == [] and any("did not learn" in s.lower() for s in said)
     text = (ROOT / "report" / "families" / "report.html").read_text()
     assert all(f"{m} (did not learn)" in text for m in failed)
+
+
+def test_the_choices_table_names_models_and_values_and_marks_what_ran():
+    """Table A3 fits a printed page (a run by its model, a candidate by its values, a criterion
+    by a label the caption spells out) and its Ran column says what the runs used."""
+    import html
+    import os
+    import re
+    from sslnb.report import load, notebook
+    from sslnb.report.paper import Paper
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        spec = load(ROOT / "params" / "report" / "families.yaml")
+        _, groups = summary.load(spec.runs)
+        text = html.unescape(notebook.choices_html(groups, Paper()))
+    finally:
+        os.chdir(cwd)
+    rows = re.findall(r"<tr>(.*?)</tr>", text, re.S)
+    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r,
+                                                                      re.S)] for r in rows]
+    header, body = cells[0], [c for c in cells[1:] if c]
+    assert header[:4] == ["Model", "Key", "Value", "Criterion"] and header[-1] == "Ran"
+    models = {g.model for g in groups}
+    assert body and all(r[0] in models for r in body)
+    assert not any("=" in r[2] for r in body)  # values only: the Key column names them
+    for label in {r[3] for r in body}:
+        assert re.search(re.escape(label) + r" [a-z]", text)  # spelled out in the caption
+    byol = [r for r in body if r[0].startswith("BYOL")]
+    ran = {r[1]: r[2] for r in byol if r[-1] == "yes"}
+    assert ran  # the BYOL recipe came from logged choices
+    p = next(g for g in groups if g.model.startswith("BYOL")).runs[0].params
+    for key, value in ran.items():
+        for k, v in zip(key.split(" (with")[0].split(" x "), value.split(", ")):
+            section, name = k.split(".")
+            assert str(p[section][name]) == v, (k, v)

@@ -210,14 +210,25 @@ def choices_html(groups: list[Configuration], paper) -> str:
         for r in g.runs:
             params.setdefault(g.group, r.params)
             params.setdefault(Path(r.params_file).stem, r.params)
+    # In print the table must fit a page without breaking words: a run is named by its model,
+    # a candidate by its values alone (the Key column names them), a criterion by a short label
+    # the caption spells out.
+    model = {}
+    for g in groups:
+        model.setdefault(g.group, g.model)
+        model.setdefault(Path(g.params_file).stem, g.model)
+    criteria: dict[str, str] = {}
     for doc in choices_for(sorted(params), folder):
         fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items()
                           if k not in ("name", "out_dir"))  # where it ran, not what
+        criterion = doc.get("criterion", "linear-probe val top-1")
+        short = criteria.setdefault(criterion, f"({len(criteria) + 1})")
         for c in doc["candidates"]:
-            rows.append({"Run": doc["name"], "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
-                         "Value": (", ".join(f"{k}={v}" for k, v in c["value"].items())
+            rows.append({"Model": model.get(doc["name"], doc["name"]),
+                         "Key": doc["key"] + (f" (with {fixed})" if fixed else ""),
+                         "Value": (", ".join(str(v) for v in c["value"].values())
                                    if isinstance(c["value"], dict) else str(c["value"])),
-                         "Criterion": doc.get("criterion", "linear-probe val top-1"),
+                         "Criterion": short,
                          **candidate_scores(c),
                          "Best on val": "yes" if c["value"] == doc["chosen"] else "",
                          "Ran": "yes" if ran_with(doc, c, params[doc["name"]]) else ""})
@@ -234,7 +245,10 @@ def choices_html(groups: list[Configuration], paper) -> str:
                                    "Candidates of every logged choice (logs/choices/), each "
                                    "scored on val: the best on val, and the value this "
                                    "report's runs used (a later choice can supersede an "
-                                   "earlier one's best).", appendix=True)
+                                   "earlier one's best). A candidate of several keys lists "
+                                   "their values in the Key column's order. Criterion: " +
+                                   "; ".join(f"{k} {c}" for c, k in criteria.items()) + ".",
+                                   appendix=True)
 
 
 def appendix_parts(rows: list[Run], groups: list[Configuration], diffs: list[Difference],
