@@ -379,8 +379,9 @@ PRINT_PROBLEMS_JS = """w => {
           const rect = r.getClientRects()[0];
           if (!rect) continue;
           const top = Math.round(rect.top);
-          if (prev !== null && top !== prev && !'-/_.,=:'.includes(m[0][i - 1])
-              && !cell.closest('#table-choices')) { broken.push(m[0]); break; }
+          if (prev !== null && top !== prev && !'-/_.,=:'.includes(m[0][i - 1])) {
+            broken.push(m[0]); break;
+          }
           prev = top;
         }
       }
