@@ -189,8 +189,9 @@ def abstract(results: Results) -> str:
 
 
 def methods_markdown(groups: list[Configuration]) -> str:
-    """Data and splits, each configuration's recipe, the evaluation protocol, the baselines and
-    the hardware, stated once, from the resolved params."""
+    """What the resolved params say of this report: its data and splits, each configuration's
+    recipe, the evaluation's settings, the hardware and the objectives' papers. The protocol
+    every report shares is prose in 04_compare's Methods cell."""
     first = groups[0].params
     d, e = first["data"], first["eval"]
     if d["source"] == "shapes":
@@ -205,10 +206,7 @@ def methods_markdown(groups: list[Configuration]) -> str:
                 f"{d['image_size']}px: `val` holds "
                 f"{d['val_per_class']} images per class carved from the training images (seeded), "
                 f"`test` is the official held-out set (see docs/datasets.md).")
-    lines = ["## Methods", "", "**Data and splits.** " + data + " Pretraining reads the "
-             "pretraining images only (no labels); probes, kNN and fine-tuning train on `train`; "
-             "every choice (recipes, learning rates, the demo's data) was made on `val`; every "
-             "number reported is on `test`.", ""]
+    lines = ["**Data and splits.** " + data, ""]
     for line in pretraining_data(groups):
         lines += [line, ""]
     lines += ["**Configurations.** Each row is one pretraining (every parameter is in the run's "
@@ -245,10 +243,7 @@ def methods_markdown(groups: list[Configuration]) -> str:
                          "images (depth 0, what each gain is measured from), and BatchNorm keeps "
                          "the statistics that probe read." if any(
                              ev.finetune(0).key in g.correct for g in tuned) else "."))
-    lines += ["", "**Baselines.** Every encoder is read next to its random-init twin: the same "
-              "architecture built with the same seed, never trained (a ResNet's BatchNorm "
-              "statistics at their initial values), through the same probe, kNN and fine-tuning.",
-              "", "**Hardware.** " + listing(sorted({g.device for g in groups})) + "."]
+    lines += ["", "**Hardware.** " + listing(sorted({g.device for g in groups})) + "."]
     used = sorted({methods.get(g.method) for g in groups}, key=lambda m: m.title)
     cited = "; ".join(f"{m.title}: {m.citation}" for m in used if m.citation)
     lines += ["", f"**Objectives.** {listing([m.title for m in used])} as in their papers"
