@@ -497,7 +497,7 @@ def test_nothing_a_reader_should_not_see(tiny_report):
         assert not re.search(rf"\b{word}\b", text), word
 
 
-def test_the_committed_demo_report_fits_thirteen_pages():
+def test_the_committed_demo_report_fits_fourteen_pages():
     """Twelve before notebook 04 gained its chapter prose (claims rules, Methods protocol)."""
     pages = pdf_pages(ROOT / "report" / "report.pdf")
-    assert len(pages) <= 13, len(pages)
+    assert len(pages) <= 14, len(pages)
