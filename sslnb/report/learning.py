@@ -113,7 +113,7 @@ def need(g: Configuration) -> str:
     cannot fix at its budget should say what the next build would have to buy."""
     m, parts = g.learning.margin, []
     if m is not None and m.sd is not None:
-        half = _quantile(0.95, m.n - 1) * m.sd / math.sqrt(m.n)
+        half = m.value - m.low  # the interval's half-width, as check() computed it
         parts.append(f"at the spread of its {m.n} seeds (sd {m.sd:.1f}) an interval above 0 "
                      f"needs a mean margin above {half:.1f} points")
         k = seeds_needed(m.value, m.sd)

@@ -205,18 +205,15 @@ def choices_html(groups: list[Configuration], paper) -> str:
     folder = Path(groups[0].runs[0].run_dir).parent / "choices"
     # A run named in a report (families_byol_resnet18) keeps the recipe chosen for its params
     # file (byol_resnet18, logged under the file's name).
-    params = {}
+    params, model = {}, {}
     for g in groups:
         for r in g.runs:
-            params.setdefault(g.group, r.params)
-            params.setdefault(Path(r.params_file).stem, r.params)
+            for name in (g.group, Path(r.params_file).stem):
+                params.setdefault(name, r.params)
+                model.setdefault(name, g.model)
     # In print the table must fit a page without breaking words: a run is named by its model,
     # a candidate by its values alone (the Key column names them), a criterion by a short label
     # the caption spells out.
-    model = {}
-    for g in groups:
-        model.setdefault(g.group, g.model)
-        model.setdefault(Path(g.params_file).stem, g.model)
     criteria: dict[str, str] = {}
     for doc in choices_for(sorted(params), folder):
         fixed = ", ".join(f"{k}={v}" for k, v in doc.get("overrides", {}).items()
